@@ -1,0 +1,9 @@
+"""Detectors: pure functions from (url, content type, body) to findings. No mitmproxy, no storage.
+
+The live addon, `consentwatch replay` and the tests all call `Detector.detect`, so what is tested is
+what runs.
+"""
+
+from .engine import Detector, Observation
+
+__all__ = ["Detector", "Observation"]

@@ -1,0 +1,82 @@
+"""Parsing just enough of a page: the regions around a match, parsed with lexbor.
+
+A 1.5 MB settings page is mostly scripts and data. Parsing all of it costs ~10 ms; parsing the few KB
+around the place where a label (or a notice phrase) occurs costs well under one. When the windows would
+cover most of the page, or a window turns out not to hold what we need, the whole page is parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+BEFORE = 16 * 1024
+AFTER = 16 * 1024
+MAX_WINDOWS = 24
+
+
+def windows(text: str, positions: list[int], before: int = BEFORE, after: int = AFTER) -> list[tuple[int, int]]:
+    """Merged [start, end) spans around positions, starts moved to a tag boundary."""
+    spans: list[tuple[int, int]] = []
+    for pos in sorted(positions)[:MAX_WINDOWS]:
+        start, end = max(0, pos - before), min(len(text), pos + after)
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+        else:
+            spans.append((start, end))
+    out = []
+    for start, end in spans:
+        if start:
+            lt = text.find("<", start, end)
+            start = lt if lt >= 0 else start
+        out.append((start, end))
+    return out
+
+
+def parse(text: str) -> LexborHTMLParser:
+    return LexborHTMLParser(text)
+
+
+def parse_regions(text: str, positions: list[int]) -> Iterator[LexborHTMLParser]:
+    """Parsed documents for the windows around `positions` (or the whole text when that is cheaper)."""
+    spans = windows(text, positions)
+    if sum(e - s for s, e in spans) * 2 >= len(text):
+        yield parse(text)
+        return
+    for s, e in spans:
+        yield parse(text[s:e])
+
+
+def is_hidden(node: LexborNode) -> bool:
+    """Hidden from everyone: the `hidden` attribute or aria-hidden on the node or an ancestor.
+
+    Platforms keep alternate markup (A/B variants, templates) in the page; a hidden control is not what the
+    user sees, and false alarms on hidden elements are the top complaint about tools of this kind.
+    """
+    n: LexborNode | None = node
+    depth = 0
+    while n is not None and depth < 40:
+        attrs = n.attributes
+        if "hidden" in attrs or attrs.get("aria-hidden") == "true":
+            return True
+        style = attrs.get("style")
+        if style and re.search(r"display\s*:\s*none", style) and n is not node:
+            return True
+        n = n.parent
+        depth += 1
+    return False
+
+
+def text_of(node: LexborNode, limit: int = 4000) -> str:
+    t = node.text(deep=True, separator=" ", strip=True)
+    return t[:limit]
+
+
+def ancestors(node: LexborNode, limit: int = 40) -> Iterator[LexborNode]:
+    n = node.parent
+    while n is not None and limit > 0:
+        yield n
+        n = n.parent
+        limit -= 1

@@ -1,0 +1,118 @@
+"""The detection engine: picks the rules for a host, decodes the body once, runs the three detectors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, Finding, clean_url
+from ..regions import applies
+from ..rules.model import Rule, RuleSet
+from .body import DEFAULT_MAX_BYTES, read_body
+from .html_toggles import detect_toggles
+from .json_settings import detect_json, looks_like_json
+from .notices import detect_notices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the detectors saw, before region filtering and before the state store adds history."""
+
+    findings: list[Finding]
+    skipped_region: list[str]  # rule ids that matched but do not apply to the user's region
+    note: str = ""  # why nothing was read (undecodable body...), safe to log: never content
+
+
+def _kind_of(content_type: str, text: str) -> str:
+    ct = (content_type or "").split(";")[0].strip().lower()
+    if "json" in ct or ct.endswith("+json"):
+        return "json" if looks_like_json(text) else ("html" if text.lstrip()[:1] == "<" else "json")
+    if "html" in ct or "xml" in ct:
+        return "json" if looks_like_json(text) else "html"
+    # unlabelled or mis-labelled (text/plain, octet-stream): sniff
+    head = text.lstrip("\ufeff \t\r\n")[:1]
+    if head in ("{", "["):
+        return "json"
+    if head == "<":
+        return "html"
+    return "other"
+
+
+class Detector:
+    def __init__(self, rules: RuleSet, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.rules = rules
+        self.region = region
+        self.max_bytes = max_bytes
+
+    def rules_for(self, host: str) -> tuple[Rule, ...]:
+        """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
+        return self.rules.for_host(host)
+
+    def detect(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
+               observed_at: dt.datetime | None = None, rules: tuple[Rule, ...] | None = None) -> Observation:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if rules is None:
+            rules = self.rules_for(host)
+        if not rules:
+            return Observation([], [])
+        text, note = read_body(body, content_type, content_encoding, self.max_bytes)
+        if text is None:
+            return Observation([], [], note)
+        when = observed_at or dt.datetime.now(dt.timezone.utc)
+        return self._detect_text(rules, host, parts.path or "/", clean_url(url), content_type, text, when, note)
+
+    def _detect_text(self, rules, host, path, url, content_type, text, when, note) -> Observation:
+        kind = _kind_of(content_type, text)
+        stamp = when.isoformat(timespec="seconds")
+        verdicts: dict[str, tuple[Rule, bool, str]] = {}  # rule id -> (rule, training_on, source)
+
+        def vote(rule: Rule, training_on: bool, source: str) -> None:
+            # any control saying "training on" wins: one ON switch is enough to warn
+            prev = verdicts.get(rule.id)
+            if prev is None or (training_on and not prev[1]):
+                verdicts[rule.id] = (rule, training_on, source)
+
+        notice_hits = []
+        if kind in ("json", "html"):
+            for h in detect_json(text, list(rules), is_json=(kind == "json")):
+                vote(h.rule, h.training_on, "json")
+        if kind == "html":
+            low = text.lower()
+            for h in detect_toggles(text, low, list(rules), path):
+                vote(h.rule, h.training_on, "html")
+            notice_rules = [r for r in rules if host in r.notice_hosts]
+            if notice_rules:
+                notice_hits = detect_notices(text, low, notice_rules)
+
+        findings: list[Finding] = []
+        skipped: list[str] = []
+        today = when.date()
+        for rule, training_on, source in verdicts.values():
+            if training_on and not applies(rule.data["applies"], self.region, today):
+                skipped.append(rule.id)
+                continue
+            findings.append(Finding(
+                kind=TOGGLE_ON if training_on else TOGGLE_OFF, platform=rule.platform, rule_id=rule.id, url=url,
+                setting=rule.setting_name, state="on" if training_on else "off", observed_at=stamp,
+                remedy=rule.remedy, source=source))
+        for h in notice_hits:
+            if not applies(h.rule.data["applies"], self.region, today) and not _announces_future(h.effective_date, today):
+                skipped.append(h.rule.id)
+                continue
+            findings.append(Finding(
+                kind=POLICY_UPDATE, platform=h.rule.platform, rule_id=h.rule.id, url=url, setting=h.rule.setting_name,
+                effective_date=h.effective_date, observed_at=stamp, remedy=h.rule.remedy, source="notice"))
+        return Observation(findings, skipped, note)
+
+
+def _announces_future(effective: str | None, today: dt.date) -> bool:
+    # A notice about a change still to come concerns the user even where the rule does not apply yet.
+    try:
+        return effective is not None and dt.date.fromisoformat(effective) >= today
+    except ValueError:
+        return False

@@ -1,0 +1,160 @@
+"""HTML toggles: find the control whose accessible name matches a rule's label and read its state.
+
+Keyed on label text and ARIA semantics, never on class names: platforms redesign constantly, but a
+switch keeps being a switch with a name. The accessible name comes from, in order: aria-labelledby,
+aria-label, <label for>, a wrapping <label>, the control's own text, and the text next to it (the
+nearest ancestor that holds this control and no other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ..rules.model import Rule
+from ..text import norm
+from . import dom
+
+CONTROLS = (
+    "input, [role=switch], [role=checkbox], [role=radio], [role=menuitemcheckbox], [role=menuitemradio], "
+    "[aria-checked], [aria-pressed]"
+)
+_TOGGLE_INPUT_TYPES = {"checkbox", "radio"}
+_TRUE = {"true"}
+_FALSE = {"false"}
+ADJACENT_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ToggleHit:
+    rule: Rule
+    checked: bool
+    training_on: bool
+    label: str  # the accessible name that matched (for logs and suggestions; never page content beyond it)
+
+
+def control_state(node: LexborNode) -> bool | None:
+    """True checked/pressed, False not, None unknown (mixed, or a role without a state)."""
+    attrs = node.attributes
+    for attr in ("aria-checked", "aria-pressed"):
+        v = attrs.get(attr)
+        if v is not None:
+            v = v.strip().lower()
+            if v in _TRUE:
+                return True
+            if v in _FALSE:
+                return False
+            return None
+    if node.tag == "input":
+        return "checked" in attrs
+    return None
+
+
+def _is_control(node: LexborNode) -> bool:
+    if node.tag == "input":
+        return (node.attributes.get("type") or "").lower() in _TOGGLE_INPUT_TYPES
+    return True
+
+
+class _Names:
+    """Lazy indexes of one parsed document: ids and label[for]."""
+
+    def __init__(self, doc: LexborHTMLParser):
+        self.doc = doc
+        self._ids: dict[str, LexborNode] | None = None
+        self._for: dict[str, list[str]] | None = None
+
+    def by_id(self, ident: str) -> LexborNode | None:
+        if self._ids is None:
+            self._ids = {}
+            for n in self.doc.css("[id]"):
+                self._ids.setdefault(n.attributes.get("id") or "", n)
+        return self._ids.get(ident)
+
+    def label_for(self, ident: str) -> list[str]:
+        if self._for is None:
+            self._for = {}
+            for n in self.doc.css("label[for]"):
+                self._for.setdefault(n.attributes.get("for") or "", []).append(dom.text_of(n))
+        return self._for.get(ident, [])
+
+
+def accessible_names(node: LexborNode, names: _Names) -> list[str]:
+    attrs = node.attributes
+    out: list[str] = []
+    if ref := attrs.get("aria-labelledby"):
+        parts = [dom.text_of(t) for i in ref.split() if (t := names.by_id(i)) is not None]
+        out.append(" ".join(parts))
+    if v := attrs.get("aria-label"):
+        out.append(v)
+    if ident := attrs.get("id"):
+        out.extend(names.label_for(ident))
+    for anc in dom.ancestors(node, 8):
+        if anc.tag == "label":
+            out.append(dom.text_of(anc))
+            break
+    if node.tag != "input":
+        out.append(dom.text_of(node))
+    if v := attrs.get("title"):
+        out.append(v)
+    # adjacent text: climb while the ancestor holds no other control
+    for depth, anc in enumerate(dom.ancestors(node, ADJACENT_DEPTH)):
+        if anc.tag in ("body", "html", "form", "main"):
+            break
+        if any(c.mem_id != node.mem_id and _is_control(c) for c in anc.css(CONTROLS)):
+            break
+        out.append(dom.text_of(anc))
+    return [n for n in out if n]
+
+
+def find_toggles(doc: LexborHTMLParser, rules: list[Rule]) -> list[ToggleHit]:
+    """Every visible control in `doc` whose name contains one of the rules' labels, with its state."""
+    names = _Names(doc)
+    hits: list[ToggleHit] = []
+    candidates = [c for c in doc.css(CONTROLS) if _is_control(c)]
+    for node in candidates:
+        for name in accessible_names(node, names):
+            n = norm(name)
+            matched = [(rule, label) for rule in rules for label in rule.labels_norm if label in n]
+            if not matched:
+                continue
+            # one control, one verdict: the first (most specific) name that matched decides
+            state = control_state(node)
+            if state is not None and not dom.is_hidden(node):
+                for rule, label in matched:
+                    hits.append(ToggleHit(rule, state, state == rule.checked_means_training, label))
+            break
+    return _dedupe(hits)
+
+
+def _dedupe(hits: list[ToggleHit]) -> list[ToggleHit]:
+    seen: set[tuple[str, bool]] = set()
+    out = []
+    for h in hits:
+        key = (h.rule.id, h.training_on)
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
+
+
+def detect_toggles(text: str, low: str, rules: list[Rule], path: str) -> list[ToggleHit]:
+    """Toggles for `rules` in an HTML page. `low` is text.lower(), shared with the other detectors."""
+    wanted = [r for r in rules if r.label_raw is not None and r.page_matches(path)]
+    if not wanted:
+        return []
+    positions = []
+    for r in wanted:
+        positions.extend(m.start() for _, m in zip(range(dom.MAX_WINDOWS), r.label_raw.finditer(low)))
+    if not positions:
+        return []  # no label anywhere: nothing to parse
+    if len(low) != len(text):  # lower() changed lengths (rare scripts): positions are not exact
+        return find_toggles(dom.parse(text), wanted)
+    hits: list[ToggleHit] = []
+    for doc in dom.parse_regions(text, positions):
+        hits.extend(find_toggles(doc, wanted))
+    if not hits and len(text) > 2 * (dom.BEFORE + dom.AFTER):
+        # a label was there but no control in its window (aria-labelledby far away): read the whole page
+        hits = find_toggles(dom.parse(text), wanted)
+    return _dedupe(hits)

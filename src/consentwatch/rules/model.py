@@ -1,0 +1,225 @@
+"""Rule model: a validated rule dict compiled once into the matchers the detectors need."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Iterable
+
+import jsonschema
+
+from .. import ENGINE_VERSION
+from ..findings import Remedy
+from ..text import norm, phrase_regex, raw_phrase_pattern
+
+log = logging.getLogger(__name__)
+
+PACK_FORMAT = 1
+
+
+class PackError(ValueError):
+    """A rule pack that cannot be used. `errors` holds one line per problem."""
+
+    def __init__(self, message: str, errors: list[str] | None = None):
+        super().__init__(message)
+        self.errors = errors or [message]
+
+
+@functools.cache
+def schema() -> dict:
+    return json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
+
+
+def shipped_pack() -> dict:
+    return json.loads(resources.files(__package__).joinpath("pack.json").read_text("utf-8"))
+
+
+def validate_pack(pack: object) -> list[str]:
+    """Every schema and semantic error, each as 'rule-id: path: message'. Empty list: valid."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors: list[str] = []
+    for err in sorted(validator.iter_errors(pack), key=lambda e: list(map(str, e.absolute_path))):
+        path = list(err.absolute_path)
+        rule_id = "pack"
+        if len(path) >= 2 and path[0] == "rules" and isinstance(pack, dict):
+            try:
+                rule_id = pack["rules"][path[1]].get("id", f"rules[{path[1]}]")
+            except (IndexError, AttributeError, TypeError):
+                rule_id = f"rules[{path[1]}]"
+            where = "/".join(map(str, path[2:])) or "(rule)"
+        else:
+            where = "/".join(map(str, path)) or "(pack)"
+        msg = err.message
+        if err.validator == "required":
+            # name the missing field in the path too, so "hosts" appears where people look for it
+            missing = re.findall(r"'([^']+)' is a required property", msg)
+            if missing:
+                where = (where + "/" if where not in ("(rule)", "(pack)") else "") + missing[0]
+        errors.append(f"{rule_id}: {where}: {msg}")
+    if not errors and isinstance(pack, dict):
+        seen: set[str] = set()
+        for r in pack["rules"]:
+            if r["id"] in seen:
+                errors.append(f"{r['id']}: id: duplicate rule id")
+            seen.add(r["id"])
+            if not r["id"].startswith(r["platform"] + "."):
+                errors.append(f"{r['id']}: id: must start with the platform id {r['platform']!r} and a dot")
+            for i, a in enumerate(r["applies"]):
+                if a.get("from") and a.get("until") and a["from"] > a["until"]:
+                    errors.append(f"{r['id']}: applies/{i}: 'from' is after 'until'")
+    return errors
+
+
+def glob_to_regex(glob: str) -> str:
+    """Path glob -> regex source. '*' stays inside one segment, '**' crosses segments; prefix match."""
+    out = []
+    for part in re.split(r"(\*\*|\*)", glob):
+        if part == "**":
+            out.append(".*")
+        elif part == "*":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class JsonKey:
+    key: str
+    training_when: bool
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule, compiled. `data` keeps the validated dict for export, the API and the extension."""
+
+    data: dict = field(repr=False)
+    id: str
+    platform: str
+    platform_name: str
+    title: str
+    hosts: tuple[str, ...]
+    setting_name: str
+    labels: tuple[str, ...]
+    labels_norm: tuple[str, ...]
+    checked_means_training: bool
+    json_keys: tuple[JsonKey, ...]
+    notice_hosts: frozenset[str]
+    remedy: Remedy
+    # compiled matchers
+    label_raw: re.Pattern[str] | None = field(repr=False, default=None)
+    pages: re.Pattern[str] | None = field(repr=False, default=None)
+    notice_about: re.Pattern[str] | None = field(repr=False, default=None)
+    notice_about_raw: re.Pattern[str] | None = field(repr=False, default=None)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rule":
+        s = d.get("setting") or {}
+        labels = tuple(s.get("labels", ()))
+        pages = s.get("pages") or []
+        notices = d.get("notices")
+        r = d.get("remedy", {})
+        return cls(
+            data=d,
+            id=d["id"],
+            platform=d["platform"],
+            platform_name=d.get("platform_name") or d["platform"].capitalize(),
+            title=d["title"],
+            hosts=tuple(d["hosts"]),
+            setting_name=s.get("name") or d["title"],
+            labels=labels,
+            labels_norm=tuple(norm(label) for label in labels),
+            checked_means_training=s.get("checked_means", "training") == "training",
+            json_keys=tuple(JsonKey(k["key"], k["training_when"]) for k in s.get("json_keys", ())),
+            notice_hosts=frozenset((notices or {}).get("hosts") or d["hosts"]) if notices else frozenset(),
+            remedy=Remedy(r.get("settings_url"), tuple(r.get("steps", ())), r.get("note")),
+            label_raw=re.compile("|".join(f"(?:{raw_phrase_pattern(x)})" for x in labels)) if labels else None,
+            pages=re.compile("^(?:" + "|".join(glob_to_regex(p) for p in pages) + ")") if pages else None,
+            notice_about=phrase_regex(notices["about"], stem=True) if notices else None,
+            notice_about_raw=re.compile("|".join(f"(?:{raw_phrase_pattern(x)})" for x in notices["about"])) if notices else None,
+        )
+
+    def page_matches(self, path: str) -> bool:
+        return self.pages is None or self.pages.match(path) is not None
+
+
+def _host_key(host: str) -> str:
+    return host.lower().rstrip(".")
+
+
+class RuleSet:
+    """The rules in force, indexed by host so the per-flow check is one dict lookup, whatever the rule count."""
+
+    def __init__(self, rules: Iterable[Rule], version: str = "", skipped: list[str] | None = None):
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.version = version
+        self.skipped = skipped or []  # notes on rules this engine cannot use
+        self._exact: dict[str, tuple[Rule, ...]] = {}
+        self._wild: dict[str, tuple[Rule, ...]] = {}
+        for rule in self.rules:
+            for h in rule.hosts:
+                h = _host_key(h)
+                if h.startswith("*."):
+                    self._wild[h[2:]] = self._wild.get(h[2:], ()) + (rule,)
+                else:
+                    self._exact[h] = self._exact.get(h, ()) + (rule,)
+        self.by_id = {r.id: r for r in self.rules}
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def for_host(self, host: str) -> tuple[Rule, ...]:
+        """Rules whose hosts cover `host`: exact names, then *.parent wildcards. Empty tuple: ignore the flow."""
+        found = self._exact.get(host)
+        if found is not None or not self._wild:
+            return found or ()
+        host = _host_key(host)
+        found = self._exact.get(host, ())
+        rest = host
+        while "." in rest:
+            rest = rest.split(".", 1)[1]
+            found = found + self._wild.get(rest, ())
+        return found
+
+    def host_patterns(self) -> list[str]:
+        """Every host of every rule (with *. wildcards), sorted: for allow_hosts, the PAC file and the CA."""
+        return sorted({_host_key(h) for r in self.rules for h in r.hosts})
+
+    def allow_hosts_regex(self) -> str:
+        """One anchored regex for mitmproxy's allow_hosts: intercept these hosts, tunnel everything else."""
+        alts = []
+        for h in self.host_patterns():
+            if h.startswith("*."):
+                alts.append(r"(?:[a-z0-9-]+\.)+" + re.escape(h[2:]))
+            else:
+                alts.append(re.escape(h))
+        return r"^(?:" + "|".join(alts) + r")(?::\d+)?$"
+
+    def to_pack(self) -> dict:
+        return {"$schema": "./schema.json", "format": PACK_FORMAT, "version": self.version,
+                "rules": [r.data for r in self.rules]}
+
+
+def load_pack(pack: object) -> RuleSet:
+    """Validate a pack and compile it. Raises PackError listing every problem; skips rules for newer engines."""
+    if not isinstance(pack, dict):
+        raise PackError("a rule pack must be a JSON object")
+    if pack.get("format") != PACK_FORMAT:
+        raise PackError(f"unknown pack format {pack.get('format')!r}: this engine reads format {PACK_FORMAT}")
+    errors = validate_pack(pack)
+    if errors:
+        raise PackError(f"{len(errors)} error(s) in rule pack", errors)
+    rules, skipped = [], []
+    for d in pack["rules"]:
+        need = d.get("min_engine", 1)
+        if need > ENGINE_VERSION:
+            note = f"{d['id']}: skipped, needs engine {need} (this is engine {ENGINE_VERSION}); update consentwatch"
+            log.info(note)
+            skipped.append(note)
+            continue
+        rules.append(Rule.from_dict(d))
+    return RuleSet(rules, version=str(pack["version"]), skipped=skipped)

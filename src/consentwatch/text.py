@@ -1,0 +1,84 @@
+"""Text helpers shared by the detectors: normalisation, phrase patterns, dates. Pure, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+_WS = re.compile(r"\s+")
+# Typographic characters platforms use in labels, mapped to what rule authors type.
+_TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
+                            "\u2013": "-", "\u2014": "-", "\u2011": "-", "\u200b": ""})
+
+
+def norm(text: str) -> str:
+    """Lower-case, typographic quotes and dashes made plain, whitespace collapsed."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text).translate(_TRANSLATE)).strip().lower()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", norm(text))
+
+
+# Between two words of a phrase in raw markup: spaces, punctuation, entities, and tags
+# (so "Use my <b>data</b>" still matches), but bounded so that a match cannot run across a page.
+_GAP = r"(?:[^a-z0-9<&]|&#?[a-z0-9]{1,8};|<[^<>]{0,200}>){1,40}?"
+
+
+def raw_phrase_pattern(phrase: str) -> str:
+    """Regex source for a phrase in lower-cased raw HTML/JSON text. Linear: no nested quantifiers."""
+    return _GAP.join(re.escape(w) for w in words(phrase))
+
+
+def phrase_regex(phrases: list[str], stem: bool = False) -> re.Pattern[str] | None:
+    """One alternation for normalised text, word-bounded; with `stem`, the last word may go on
+    ("train" also finds "training" and "trained")."""
+    alts = sorted({r"\s*\W*\s*".join(re.escape(w) for w in words(p)) for p in phrases if words(p)}, key=len, reverse=True)
+    if not alts:
+        return None
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alts) + ")" + ("" if stem else r"(?![a-z0-9])"))
+
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    "january february march april may june july august september october november december".split())}
+_MONTHS.update({m[:3]: i for m, i in list(_MONTHS.items())})
+_MONTHS["sept"] = 9
+_MON = r"(january|february|march|april|may|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?"
+_DATE_PATTERNS = [
+    # November 3, 2025 / Nov 3rd 2025
+    (re.compile(_MON + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})"), ("m", "d", "y")),
+    # 3 November 2025 / 3rd of November, 2025
+    (re.compile(r"(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r",?\s+(\d{4})"), ("d", "m", "y")),
+    # 2025-11-03
+    (re.compile(r"(\d{4})-(\d{2})-(\d{2})"), ("y", "mn", "d")),
+]
+# Words that introduce the date a change takes effect; a date right after one wins over others.
+_EFFECTIVE = re.compile(r"(effective|take[sn]? effect|taking effect|from|starting|beginning|as of|on|until|updating|begin|start)\W*$")
+
+
+def find_dates(text: str) -> list[tuple[int, dt.date]]:
+    """Dates in normalised text, with their positions. Invalid calendar dates are skipped."""
+    out: list[tuple[int, dt.date]] = []
+    for rx, order in _DATE_PATTERNS:
+        for m in rx.finditer(text):
+            parts = dict(zip(order, m.groups()))
+            try:
+                month = int(parts["mn"]) if "mn" in parts else _MONTHS[parts["m"].rstrip(".")]
+                out.append((m.start(), dt.date(int(parts["y"]), month, int(parts["d"]))))
+            except (KeyError, ValueError):
+                continue
+    out.sort()
+    return out
+
+
+def effective_date(text: str) -> str | None:
+    """The date a notice says its change takes effect, as ISO, or None when it gives none."""
+    t = norm(text)
+    dates = find_dates(t)
+    if not dates:
+        return None
+    for pos, d in dates:
+        if _EFFECTIVE.search(t[max(0, pos - 40):pos]):
+            return d.isoformat()
+    return dates[0][1].isoformat()
