@@ -1,20 +1,44 @@
-"""The `consentwatch` command. Each subcommand lives in its own module and registers itself here."""
+"""The `consentwatch` command. Each subcommand lives in its own module with a `register(subparsers)`."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
+
+from .. import __version__
+
+# One module per subcommand, in the order `--help` lists them.
+COMMANDS = ("run_cmd", "replay_cmd", "token_cmd", "rules_cmd", "report_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consentwatch",
+                                     description="Warns you when a platform you use trains AI on your data by default.")
+    parser.add_argument("--version", action="version", version=f"consentwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import replay_cmd, rules_cmd
-
-    parser = argparse.ArgumentParser(prog="consentwatch", description="Warns you when a platform trains AI on your data by default.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (replay_cmd, rules_cmd):
-        module.register(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # `consentwatch rules list | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

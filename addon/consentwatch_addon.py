@@ -1,0 +1,7 @@
+"""consentwatch as a mitmproxy script:  mitmdump -s addon/consentwatch_addon.py  (or mitmproxy -s ...).
+
+All logic lives in the `consentwatch` package (pip install -e . from the repository root); this file
+only hands its addons to mitmproxy, so people keep their own mitmproxy command line.
+"""
+
+from consentwatch.addon import addons  # noqa: F401

@@ -1,0 +1,118 @@
+"""TinyDB storage that never leaves a half-written file behind.
+
+TinyDB's own JSONStorage rewrites the file in place: a crash mid-write corrupts it. Here every write
+goes to a temp file in the same directory, is fsynced, then os.replace()d over the old file, so a reader
+(or the next start after kill -9) sees either the old or the new content, whole. Reads come from memory
+after the first load. A file that does not parse is moved aside as NAME.corrupt-<timestamp>, with one log
+line, and the store starts empty: the tool keeps working and the user's old data is kept for inspection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+
+log = logging.getLogger(__name__)
+
+
+class AtomicJSONStorage(Storage):
+    def __init__(self, path: str | os.PathLike, mode: int = 0o600):
+        self.path = Path(path)
+        self.mode = mode
+        self._data: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self.write_errors = 0
+        self.moved_aside: Path | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.error("cannot read %s: %s; starting empty", self.path, e.strerror or e)
+            return None
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+                raise ValueError("not a TinyDB document")
+        except (ValueError, UnicodeDecodeError) as e:
+            self._move_aside(type(e).__name__)
+            return None
+        return data
+
+    def _move_aside(self, why: str) -> None:
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        try:
+            os.replace(self.path, target)
+            self.moved_aside = target
+            log.warning("store %s was corrupt (%s): moved aside to %s, starting empty", self.path, why, target.name)
+        except OSError as e:
+            log.warning("store %s was corrupt (%s) and could not be moved aside (%s); starting empty",
+                        self.path, why, e.strerror or e)
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._data = data
+        payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        with self._lock:
+            try:
+                atomic_write(self.path, payload, self.mode)
+            except OSError as e:
+                # disk full, read-only media...: keep serving from memory, say so once per streak
+                self.write_errors += 1
+                if self.write_errors == 1 or self.write_errors % 100 == 0:
+                    log.error("cannot write %s (%s); keeping changes in memory", self.path, e.strerror or e)
+                return
+            if self.write_errors:
+                log.info("writing %s works again", self.path)
+                self.write_errors = 0
+
+    def close(self) -> None:
+        pass
+
+
+def atomic_write(path: Path, payload: bytes, mode: int = 0o600) -> None:
+    """Write `payload` to `path` so that readers see the old file or the new one, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def open_db(path: str | os.PathLike) -> TinyDB:
+    return TinyDB(path, storage=AtomicJSONStorage)

@@ -1,0 +1,86 @@
+"""The pipeline every entry point shares: detect -> state store -> listeners.
+
+`consentwatch replay`, the mitmproxy addon and `consentwatch run` all feed responses through one
+`Watch`, so a recorded flow and a live one take the same path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+from .detect import Detector
+from .detect.body import DEFAULT_MAX_BYTES
+from .findings import Finding
+from .rules.model import RuleSet
+from .rules.store import RuleStore
+from .store.state import Event, StateStore
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Event], None]
+
+
+class Watch:
+    def __init__(self, data_dir: Path, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                 rules: RuleSet | None = None):
+        self.data_dir = Path(data_dir)
+        self.region = region
+        self.rule_store = RuleStore(self.data_dir)
+        self.rules = rules if rules is not None else self.rule_store.load()
+        self.detector = Detector(self.rules, region, max_bytes)
+        self.state = StateStore(self.data_dir, region)
+        self.listeners: list[Listener] = []
+        self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
+        self.undecodable = 0
+
+    def set_rules(self, rules: RuleSet) -> None:
+        """Swap the rules in force (after an import). The detector is replaced whole: no half-updated state."""
+        self.rules = rules
+        self.detector = Detector(rules, self.region, self.detector.max_bytes)
+
+    def process(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
+                observed_at: dt.datetime | None = None, host: str | None = None) -> list[Finding]:
+        """Detect, store, announce. Never raises: a bug in detection must not touch the user's traffic."""
+        detector = self.detector
+        rules = detector.rules_for(host) if host is not None else None
+        if rules is not None and not rules:
+            return []
+        try:
+            obs = detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules)
+        except Exception as e:  # noqa: BLE001 - counted, logged once per rule set, never propagated
+            key = ",".join(r.id for r in (rules or detector.rules_for(_host(url))))
+            self.errors[key] += 1
+            if self.errors[key] == 1:
+                log.error("detection failed for rules %s: %s (further errors for them are counted, not logged)",
+                          key, type(e).__name__)
+            return []
+        if obs.note and not obs.findings:
+            self.undecodable += 1
+            log.debug("not inspected (%s): %s", obs.note, _host(url))
+        out = []
+        for finding in obs.findings:
+            finding, events = self.state.record(finding, self.rules.by_id.get(finding.rule_id))
+            out.append(finding)
+            for event in events:
+                log.info("%s: %s %s (%s)", event.type, finding.rule_id, finding.kind, finding.url)
+                for listener in list(self.listeners):
+                    try:
+                        listener(event)
+                    except Exception as e:  # noqa: BLE001 - a broken client must not stop the others
+                        log.warning("listener failed: %s", type(e).__name__)
+        return out
+
+    def close(self) -> None:
+        self.state.close()
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
