@@ -31,6 +31,21 @@ def raw_phrase_pattern(phrase: str) -> str:
     return _GAP.join(re.escape(w) for w in words(phrase))
 
 
+def anchor_word(phrase: str) -> str:
+    """The phrase's longest word: the literal to look for first (a plain find is ~20x faster than a regex)."""
+    return max(words(phrase), key=len, default="")
+
+
+def occurrences(low: str, needle: str, cap: int, gap: int = 0) -> list[int]:
+    """Up to `cap` positions of `needle` in `low`, skipping hits within `gap` of the previous one."""
+    out: list[int] = []
+    i = low.find(needle)
+    while i >= 0 and len(out) < cap:
+        out.append(i)
+        i = low.find(needle, i + max(len(needle), gap))
+    return out
+
+
 def phrase_regex(phrases: list[str], stem: bool = False) -> re.Pattern[str] | None:
     """One alternation for normalised text, word-bounded; with `stem`, the last word may go on
     ("train" also finds "training" and "trained")."""

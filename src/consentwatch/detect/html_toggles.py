@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ..rules.model import Rule
-from ..text import norm
+from ..text import norm, occurrences
 from . import dom
 
 CONTROLS = (
@@ -49,6 +49,17 @@ def control_state(node: LexborNode) -> bool | None:
     if node.tag == "input":
         return "checked" in attrs
     return None
+
+
+def unique_controls(root) -> list[LexborNode]:
+    """Toggle-like controls under `root`, each once (a union selector can yield a node per branch)."""
+    seen: set[int] = set()
+    out = []
+    for c in root.css(CONTROLS):
+        if c.mem_id not in seen and _is_control(c):
+            seen.add(c.mem_id)
+            out.append(c)
+    return out
 
 
 def _is_control(node: LexborNode) -> bool:
@@ -112,7 +123,7 @@ def find_toggles(doc: LexborHTMLParser, rules: list[Rule]) -> list[ToggleHit]:
     """Every visible control in `doc` whose name contains one of the rules' labels, with its state."""
     names = _Names(doc)
     hits: list[ToggleHit] = []
-    candidates = [c for c in doc.css(CONTROLS) if _is_control(c)]
+    candidates = unique_controls(doc)
     for node in candidates:
         for name in accessible_names(node, names):
             n = norm(name)
@@ -139,14 +150,27 @@ def _dedupe(hits: list[ToggleHit]) -> list[ToggleHit]:
     return out
 
 
+REACH = 800  # how far a label phrase may extend around its anchor word in raw markup
+
+
+def label_positions(low: str, rules: list[Rule]) -> list[int]:
+    """Where any of the rules' labels occur in lower-cased markup (anchor word found, phrase confirmed)."""
+    positions = []
+    for r in rules:
+        for anchor, rx in r.label_finders:
+            for p in occurrences(low, anchor, dom.MAX_WINDOWS):
+                m = rx.search(low, max(0, p - REACH), p + REACH)
+                if m:
+                    positions.append(m.start())
+    return positions
+
+
 def detect_toggles(text: str, low: str, rules: list[Rule], path: str) -> list[ToggleHit]:
     """Toggles for `rules` in an HTML page. `low` is text.lower(), shared with the other detectors."""
     wanted = [r for r in rules if r.label_raw is not None and r.page_matches(path)]
     if not wanted:
         return []
-    positions = []
-    for r in wanted:
-        positions.extend(m.start() for _, m in zip(range(dom.MAX_WINDOWS), r.label_raw.finditer(low)))
+    positions = label_positions(low, wanted)
     if not positions:
         return []  # no label anywhere: nothing to parse
     if len(low) != len(text):  # lower() changed lengths (rare scripts): positions are not exact

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ..rules.model import Rule
-from ..text import effective_date, norm
+from ..text import effective_date, norm, occurrences
 from . import dom
 
 CONTAINERS = (
@@ -34,7 +34,10 @@ CHANGE_RX = re.compile(
 )
 # Cookie banners talk about policy changes too; their policy words do not count.
 _COOKIE_POLICY = re.compile(r"cookie(?:s)?\s+(?:policy|notice|statement|settings|preferences)")
-# Cheap raw pre-check: a change word somewhere near an about phrase in the markup.
+# Cheap raw pre-check. Every notice names the document that changes, so look for those words first with a
+# plain find (fast), then for a change word and an about phrase near each hit (regex on a small slice only).
+POLICY_ANCHORS = ("privacy", "terms", "agreement", "polic")
+NEAR = 3000
 _RAW_CHANGE = re.compile(r"updat|chang|revis|amend")
 
 
@@ -94,10 +97,10 @@ def detect_notices(text: str, low: str, rules: list[Rule]) -> list[NoticeHit]:
     if not wanted:
         return []
     positions: list[int] = []
-    for r in wanted:
-        for _, m in zip(range(dom.MAX_WINDOWS), r.notice_about_raw.finditer(low)):
-            p = m.start()
-            if _RAW_CHANGE.search(low, max(0, p - 4000), p + 4000):
+    for anchor in POLICY_ANCHORS:
+        for p in occurrences(low, anchor, dom.MAX_WINDOWS, gap=NEAR):
+            start, end = max(0, p - NEAR), p + NEAR
+            if _RAW_CHANGE.search(low, start, end) and any(r.notice_about_raw.search(low, start, end) for r in wanted):
                 positions.append(p)
     if not positions:
         return []

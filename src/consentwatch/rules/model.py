@@ -14,7 +14,7 @@ import jsonschema
 
 from .. import ENGINE_VERSION
 from ..findings import Remedy
-from ..text import norm, phrase_regex, raw_phrase_pattern
+from ..text import anchor_word, norm, phrase_regex, raw_phrase_pattern
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ class Rule:
     remedy: Remedy
     # compiled matchers
     label_raw: re.Pattern[str] | None = field(repr=False, default=None)
+    # (anchor word, pattern) per label: find the literal, then confirm the phrase around it
+    label_finders: tuple[tuple[str, re.Pattern[str]], ...] = field(repr=False, default=())
     pages: re.Pattern[str] | None = field(repr=False, default=None)
     notice_about: re.Pattern[str] | None = field(repr=False, default=None)
     notice_about_raw: re.Pattern[str] | None = field(repr=False, default=None)
@@ -138,6 +140,7 @@ class Rule:
             notice_hosts=frozenset((notices or {}).get("hosts") or d["hosts"]) if notices else frozenset(),
             remedy=Remedy(r.get("settings_url"), tuple(r.get("steps", ())), r.get("note")),
             label_raw=re.compile("|".join(f"(?:{raw_phrase_pattern(x)})" for x in labels)) if labels else None,
+            label_finders=tuple((anchor_word(x), re.compile(raw_phrase_pattern(x))) for x in labels if anchor_word(x)),
             pages=re.compile("^(?:" + "|".join(glob_to_regex(p) for p in pages) + ")") if pages else None,
             notice_about=phrase_regex(notices["about"], stem=True) if notices else None,
             notice_about_raw=re.compile("|".join(f"(?:{raw_phrase_pattern(x)})" for x in notices["about"])) if notices else None,
