@@ -1,0 +1,57 @@
+"""The addon with mitmproxy's own test helpers: host filter, read-only, same findings as replay."""
+
+import gzip
+
+from mitmproxy import http
+from mitmproxy.test import taddons, tflow
+
+from conftest import LINKEDIN_URL, linkedin_page
+from consentwatch.addon import ConsentWatch
+
+
+def make_flow(url, body, headers=None):
+    f = tflow.tflow(resp=True)
+    f.request = http.Request.make("GET", url)
+    f.response = http.Response.make(200, b"", {"content-type": "text/html", **(headers or {})})
+    f.response.raw_content = body
+    return f
+
+
+def run_flows(addon, flows):
+    for f in flows:
+        addon.response(f)
+    addon._drain()
+
+
+def test_rule_host_is_inspected_and_left_untouched(data_dir):
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, consentwatch_data_dir=str(data_dir))
+        body = gzip.compress(linkedin_page(True))
+        f = make_flow(LINKEDIN_URL, body, {"content-encoding": "gzip"})
+        before = f.get_state()
+        run_flows(a, [f])
+        assert f.get_state() == before  # not a byte changed, not killed, not intercepted
+        assert [w["rule_id"] for w in a.watch.state.list_warnings()] == ["linkedin.genai-training"]
+
+
+def test_other_hosts_are_never_decoded(data_dir, monkeypatch):
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, consentwatch_data_dir=str(data_dir))
+        f = make_flow("https://bank.example/account", b"\x1f\x8b broken", {"content-encoding": "gzip"})
+        calls = []
+        monkeypatch.setattr(a.watch, "process", lambda *x, **k: calls.append(x))
+        a.response(f)
+        assert calls == [] and a.inspected == 0
+
+
+def test_bad_region_option_is_refused(data_dir):
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        try:
+            tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_region="Atlantis")
+        except Exception as e:
+            assert "ISO country code" in str(e)
+        else:
+            raise AssertionError("bad region accepted")
