@@ -32,6 +32,12 @@ class AtomicJSONStorage(Storage):
         self._lock = threading.Lock()
         self.write_errors = 0
         self.moved_aside: Path | None = None
+        # a writer killed between mkstemp and os.replace leaves its temp file: we are the one writer now
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
     def read(self) -> dict[str, Any] | None:
         if self._data is None:
