@@ -1,0 +1,123 @@
+"""The API as a mitmproxy addon: the aiohttp server lives on the proxy's own loop, on 127.0.0.1 only.
+
+Used by `consentwatch run` and by `mitmdump -s addon/consentwatch_addon.py` alike (option
+`consentwatch_api_port`, 0 turns the API off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from mitmproxy import ctx, exceptions
+
+from ..token import get_token
+from .app import Api, build_app
+from .hub import Hub
+
+if TYPE_CHECKING:
+    from ..addon import ConsentWatch
+
+log = logging.getLogger(__name__)
+
+API_HOST = "127.0.0.1"  # never anything else: the API hands out what the user browses
+DEFAULT_API_PORT = 8765
+
+
+class ApiStartError(Exception):
+    """The API could not listen. The message is one line for the user."""
+
+
+class ApiServer:
+    def __init__(self, cw: "ConsentWatch", ping_every: float | None = None):
+        self.cw = cw
+        self.hub = Hub() if ping_every is None else Hub(ping_every)
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None  # the port actually listening
+        self._token: str | None = None
+        self._token_dir = None
+        self._listening = False
+        self._restart: asyncio.Task | None = None
+        cw.listeners.append(self.hub.publish)
+
+    def load(self, loader) -> None:
+        loader.add_option("consentwatch_api_port", int, DEFAULT_API_PORT,
+                          "Port of consentwatch's local API for the browser extension, on 127.0.0.1 (0: no API).")
+
+    def configure(self, updated: set[str]) -> None:
+        if "consentwatch_api_port" in updated:
+            port = ctx.options.consentwatch_api_port
+            if not 0 <= port <= 65535:
+                raise exceptions.OptionsError(f"consentwatch_api_port must be 0..65535, not {port}")
+            if self.runner is not None and port != self.port:
+                self._restart = asyncio.get_running_loop().create_task(self._restart_on(port))
+
+    # -- what the routes need ---------------------------------------------------------------------
+    def token(self) -> str:
+        watch = self.cw.watch
+        if watch is None:
+            raise web.HTTPServiceUnavailable(reason="consentwatch is starting")
+        if self._token is None or self._token_dir != watch.data_dir:
+            self._token, self._token_dir = get_token(watch.data_dir), watch.data_dir
+        return self._token
+
+    def proxy_port(self) -> int | None:
+        try:
+            ps = ctx.master.addons.get("proxyserver")
+            for addr in ps.listen_addrs():
+                return addr[1]
+        except Exception:  # noqa: BLE001 - not started (tests)
+            pass
+        return None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self, port: int | None = None) -> None:
+        """Listen on 127.0.0.1:port. Raises ApiStartError with a one-line message."""
+        if self.runner is not None:
+            return
+        port = ctx.options.consentwatch_api_port if port is None else port
+        if not port:
+            return
+        if self.cw.watch is not None:
+            self.token()  # create it now, not on the first request
+        self.hub.start()
+        api = Api(lambda: self.cw.watch, self.hub, self.token, self.proxy_port)
+        runner = web.AppRunner(build_app(api), access_log=None, shutdown_timeout=0.5, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, API_HOST, port)
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            if e.errno == errno.EADDRINUSE:
+                raise ApiStartError(f"API port {port} on {API_HOST} is in use (choose another with --api-port)") from None
+            raise ApiStartError(f"cannot listen on {API_HOST}:{port} for the API: {e.strerror or e}") from None
+        self.runner = runner
+        self.port = port
+        log.info("consentwatch API listening at http://%s:%d", API_HOST, port)
+
+    async def stop(self) -> None:
+        await self.hub.close()
+        if self.runner is not None:
+            runner, self.runner, self.port = self.runner, None, None
+            await runner.cleanup()
+
+    async def _restart_on(self, port: int) -> None:
+        await self.stop()
+        try:
+            await self.start(port)
+        except ApiStartError as e:
+            log.error("consentwatch: %s", e)
+
+    async def running(self) -> None:
+        if self.runner is None:
+            try:
+                await self.start()
+            except ApiStartError as e:
+                log.error("consentwatch: %s", e)
+
+    async def done(self) -> None:
+        await self.stop()

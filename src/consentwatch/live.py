@@ -1,0 +1,234 @@
+"""`consentwatch run`: mitmproxy (regular mode) and the local API in one process, one asyncio loop, 127.0.0.1 only.
+
+TLS is intercepted only for the rule database's hosts (`allow_hosts`, kept in step with live rule reloads);
+every other host passes as an opaque tunnel. The mitmproxy CA lives in the data dir (`ca/`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mitmproxy import addons as mitm_addons
+from mitmproxy import exceptions, master, options
+from mitmproxy.addons import keepserving, readfile
+
+from .addon import ConsentWatch
+from .api.server import API_HOST, ApiServer, ApiStartError
+from .rules.model import RuleSet
+
+log = logging.getLogger(__name__)
+
+PROXY_HOST = "127.0.0.1"
+CA_DIR = "ca"
+CA_CERT = "mitmproxy-ca-cert.pem"
+
+# Options `run` decides itself: loopback only, rule hosts only. `--set` may not change them.
+FIXED_OPTIONS = {
+    "mode": "use --proxy-port; consentwatch run is a regular proxy on 127.0.0.1",
+    "listen_host": "consentwatch run listens on 127.0.0.1 only",
+    "allow_hosts": "the intercepted hosts come from the rule database",
+    "ignore_hosts": "the intercepted hosts come from the rule database",
+}
+
+
+class RunError(Exception):
+    """Startup failed. The message is one line for the user (exit 2)."""
+
+
+@dataclass
+class RunConfig:
+    data_dir: Path
+    proxy_port: int = 8080
+    api_port: int = 8765
+    region: str | None = None
+    sets: list[str] = field(default_factory=list)
+
+
+class InterceptRuleHosts:
+    """Keeps mitmproxy's `allow_hosts` equal to the rule database's hosts, through live reloads."""
+
+    def __init__(self, cw: ConsentWatch, opts: options.Options):
+        self.opts = opts
+        self.on_change: list[Callable[[RuleSet], None]] = []
+        cw.rule_listeners.append(self._later)
+
+    def _later(self, rules: RuleSet) -> None:
+        # rule listeners may be called from inside an options update (configure): apply on the next loop turn
+        try:
+            asyncio.get_running_loop().call_soon(self.apply, rules)
+        except RuntimeError:
+            pass
+
+    def apply(self, rules: RuleSet) -> None:
+        regex = rules.allow_hosts_regex()
+        if list(self.opts.allow_hosts) != [regex]:
+            self.opts.update(allow_hosts=[regex])
+            log.info("intercepting %d hosts of %d rules; all other hosts are tunnelled untouched",
+                     len(rules.host_patterns()), len(rules))
+        for fn in self.on_change:
+            fn(rules)
+
+
+def _check_sets(sets: list[str]) -> None:
+    for spec in sets:
+        name, eq, _ = spec.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise RunError(f"--set {spec!r}: expected NAME=VALUE")
+        if name in FIXED_OPTIONS:
+            raise RunError(f"--set {name}: {FIXED_OPTIONS[name]}")
+
+
+def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer, InterceptRuleHosts]:
+    """The mitmproxy master with every option applied. Raises RunError for a bad option or data dir."""
+    _check_sets(cfg.sets)
+    confdir = cfg.data_dir / CA_DIR
+    try:
+        confdir.mkdir(mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot create {confdir}: {e.strerror or e}") from None
+    # confdir first, so mitmproxy never writes a CA to ~/.mitmproxy
+    opts = options.Options(confdir=str(confdir), listen_host=PROXY_HOST, listen_port=cfg.proxy_port,
+                           mode=["regular"])
+    m = master.Master(opts, with_termlog=False)
+    m.addons.add(*mitm_addons.default_addons())
+    m.addons.add(keepserving.KeepServing(), readfile.ReadFile())
+    cw = ConsentWatch()
+    api = ApiServer(cw)
+    hosts = InterceptRuleHosts(cw, opts)
+    m.addons.add(cw, api, hosts)
+    try:
+        opts.update(keepserving=True, consentwatch_data_dir=str(cfg.data_dir),
+                    consentwatch_region=cfg.region or "", consentwatch_api_port=cfg.api_port)
+        if cfg.sets:
+            opts.set(*cfg.sets, defer=True)
+    except exceptions.OptionsError as e:
+        raise RunError(_one_line(e)) from None
+    if opts.deferred:
+        raise RunError(f"unknown option{'s' if len(opts.deferred) > 1 else ''}: {', '.join(sorted(opts.deferred))} "
+                       "(mitmdump --options lists them)")
+    if opts.listen_host != PROXY_HOST:
+        raise RunError("consentwatch run listens on 127.0.0.1 only")
+    if cw.watch is None:
+        raise RunError("consentwatch did not start (no data dir)")
+    hosts.apply(cw.watch.rules)
+    return m, cw, api, hosts
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+async def _start_proxy(m: master.Master) -> tuple[str, int]:
+    ps = m.addons.get("proxyserver")
+    quiet = logging.getLogger("mitmproxy.addons.proxyserver")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # we say it ourselves, in one line
+    try:
+        ok = await ps.setup_servers()
+    finally:
+        quiet.setLevel(level)
+    if not ok:
+        for server in ps.servers:
+            e = server.last_exception
+            if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
+                raise RunError(f"proxy port {m.options.listen_port} on {PROXY_HOST} is in use "
+                               "(choose another with --proxy-port)")
+            if e is not None:
+                raise RunError(f"cannot start the proxy: {_one_line(e)}")
+        raise RunError("cannot start the proxy")
+    addrs = ps.listen_addrs()
+    if not addrs:
+        raise RunError("the proxy is not listening")
+    return addrs[0][0], addrs[0][1]
+
+
+def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWatch) -> str:
+    ca = cfg.data_dir / CA_DIR / CA_CERT
+    rules = cw.watch.rules
+    lines = [
+        "consentwatch is running (Ctrl+C stops it).",
+        f"  Proxy:   http://{proxy[0]}:{proxy[1]}  - decrypts only {len(rules.host_patterns())} hosts of "
+        f"{len(rules)} rules; all other traffic is tunnelled untouched",
+    ]
+    if api.port:
+        lines.append(f"  API:     http://{API_HOST}:{api.port}  (health: /v1/health)")
+    else:
+        lines.append("  API:     off")
+    lines += [
+        f"  Data:    {cfg.data_dir}",
+        f"  CA cert: {ca}",
+        "    Trust it once in your browser, then only the rule hosts are signed with it:",
+        f"      Chrome/Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n consentwatch -i {ca}",
+        "      Firefox: Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import",
+        f"      macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}",
+        f"      Windows: certutil -addstore root {ca}",
+    ]
+    if api.port:
+        lines += [
+            "  Pair the browser extension: open its options page and enter",
+            f"      API address: http://{API_HOST}:{api.port}",
+            f"      token:       the output of `consentwatch token --data-dir {cfg.data_dir}`",
+            "    The extension then sends only the rule hosts to this proxy (PAC from /v1/proxy.pac).",
+        ]
+    return "\n".join(lines)
+
+
+async def serve(cfg: RunConfig, out=None) -> int:
+    """Run until SIGINT/SIGTERM. Raises RunError (before anything listens, or right after) on bad input."""
+    out = out or sys.stdout
+    m, cw, api, _hosts = build_master(cfg)
+    proxy = await _start_proxy(m)
+    try:
+        await api.start()
+    except ApiStartError as e:
+        raise RunError(str(e)) from None
+
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            os._exit(130)  # a second Ctrl+C: the user means it
+        m.shutdown()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+
+    print(banner(cfg, proxy, api, cw), file=out, flush=True)
+    await m.run()
+    log.info("consentwatch stopped")
+    return 0
+
+
+def setup_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("consentwatch").setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("asyncio", "hpack", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(cfg: RunConfig, verbose: bool = False) -> int:
+    setup_logging(verbose)
+    try:
+        return asyncio.run(serve(cfg))
+    except RunError as e:
+        print(f"consentwatch: {e}", file=sys.stderr, flush=True)
+        return 2
