@@ -46,13 +46,21 @@ def occurrences(low: str, needle: str, cap: int, gap: int = 0) -> list[int]:
     return out
 
 
+def phrase_source(phrases: list[str], stem: bool = False) -> str | None:
+    """Regex source for `phrase_regex` (checked for backtracking safety when a rule is validated)."""
+    # between words: any run of non-word characters (\W* already covers spaces; \s*\W*\s* would
+    # give three quantifiers that can split the same run, which backtracks polynomially)
+    alts = sorted({r"\W*".join(re.escape(w) for w in words(p)) for p in phrases if words(p)}, key=len, reverse=True)
+    if not alts:
+        return None
+    return r"(?<![a-z0-9])(?:" + "|".join(alts) + ")" + ("" if stem else r"(?![a-z0-9])")
+
+
 def phrase_regex(phrases: list[str], stem: bool = False) -> re.Pattern[str] | None:
     """One alternation for normalised text, word-bounded; with `stem`, the last word may go on
     ("train" also finds "training" and "trained")."""
-    alts = sorted({r"\s*\W*\s*".join(re.escape(w) for w in words(p)) for p in phrases if words(p)}, key=len, reverse=True)
-    if not alts:
-        return None
-    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(alts) + ")" + ("" if stem else r"(?![a-z0-9])"))
+    source = phrase_source(phrases, stem)
+    return re.compile(source) if source is not None else None
 
 
 _MONTHS = {m: i + 1 for i, m in enumerate(

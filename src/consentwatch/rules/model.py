@@ -14,11 +14,14 @@ import jsonschema
 
 from .. import ENGINE_VERSION
 from ..findings import Remedy
-from ..text import anchor_word, norm, phrase_regex, raw_phrase_pattern
+from ..text import anchor_word, norm, phrase_regex, phrase_source, raw_phrase_pattern, words
+from .regex_safety import check_pattern
 
 log = logging.getLogger(__name__)
 
 PACK_FORMAT = 1
+# A phrase costs one regex step per word at each place its anchor word occurs: keep phrases short.
+MAX_PHRASE_WORDS = 24
 
 
 class PackError(ValueError):
@@ -71,7 +74,47 @@ def validate_pack(pack: object) -> list[str]:
             for i, a in enumerate(r["applies"]):
                 if a.get("from") and a.get("until") and a["from"] > a["until"]:
                     errors.append(f"{r['id']}: applies/{i}: 'from' is after 'until'")
+            phrases = [(f"setting/labels/{i}", x) for i, x in enumerate((r.get("setting") or {}).get("labels", ()))]
+            phrases += [(f"notices/about/{i}", x) for i, x in enumerate((r.get("notices") or {}).get("about", ()))]
+            for where, phrase in phrases:
+                n = len(words(phrase))
+                if n == 0:
+                    errors.append(f"{r['id']}: {where}: phrase has no letters or digits, it would match anywhere")
+                elif n > MAX_PHRASE_WORDS:
+                    errors.append(f"{r['id']}: {where}: phrase has {n} words (limit {MAX_PHRASE_WORDS}): "
+                                  "match a shorter, distinctive part of it")
+            for where, source, flags, anchored in pattern_sources(r):
+                for problem in check_pattern(source, flags, anchored):
+                    hint = " (in globs use ** at most once, as the last wildcard)" if where == "setting/pages" else ""
+                    errors.append(f"{r['id']}: {where}: regex {problem}{hint}")
     return errors
+
+
+def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
+    """Every regex a rule compiles to, as (field path, source, flags, anchored), for the safety check.
+
+    These are the same sources `Rule.from_dict` compiles (a test keeps the two in step)."""
+    from ..detect.json_settings import _scan_regex  # the detectors import this module: import late
+
+    s = d.get("setting") or {}
+    out: list[tuple[str, str, int, bool]] = []
+    if s.get("labels"):
+        combined = "|".join(f"(?:{raw_phrase_pattern(x)})" for x in s["labels"])
+        if check_pattern(combined):  # name the label at fault
+            out.extend((f"setting/labels/{i}", raw_phrase_pattern(x), 0, False) for i, x in enumerate(s["labels"]))
+        out.append(("setting/labels", combined, 0, False))
+    if s.get("pages"):
+        out.append(("setting/pages", "^(?:" + "|".join(glob_to_regex(p) for p in s["pages"]) + ")", 0, True))
+    for i, k in enumerate(s.get("json_keys", ())):
+        rx = _scan_regex(k["key"])
+        out.append((f"setting/json_keys/{i}/key", rx.pattern, rx.flags & ~re.UNICODE, False))
+    notices = d.get("notices")
+    if notices:
+        src = phrase_source(notices["about"], stem=True)
+        if src is not None:
+            out.append(("notices/about", src, 0, False))
+        out.append(("notices/about", "|".join(f"(?:{raw_phrase_pattern(x)})" for x in notices["about"]), 0, False))
+    return out
 
 
 def glob_to_regex(glob: str) -> str:
