@@ -41,10 +41,10 @@
     .meta { margin: 0 0 10px; font-size: 12.5px; color: #78716c; }
     .meta span + span::before { content: "·"; margin: 0 6px; color: #a8a29e; }
     .label { font-size: 11.5px; font-weight: 600; letter-spacing: 0.04em; text-transform: uppercase; color: #78716c; margin: 0 0 5px; }
-    ol { list-style: none; margin: 0 0 10px; padding: 0; display: flex; flex-wrap: wrap; align-items: center; gap: 4px 2px; }
-    li { display: inline-flex; align-items: center; font-size: 13px; color: #292524; }
-    li > span { background: #f5f5f4; border-radius: 6px; padding: 2px 7px; }
-    li + li::before { content: "›"; color: #a8a29e; margin: 0 5px 0 3px; }
+    ol { list-style: none; margin: 0 0 10px; padding: 0; line-height: 1.95; font-size: 13px; color: #292524; }
+    li { display: inline-block; }
+    li > span { white-space: nowrap; background: #f5f5f4; border-radius: 6px; padding: 2px 7px; }
+    li:not(:last-child)::after { content: "›"; color: #a8a29e; margin: 0 4px 0 5px; }
     .note { margin: 0 0 12px; font-size: 12.5px; color: #78716c; }
     .actions { display: flex; gap: 8px; flex-wrap: wrap; }
     button.primary, button.secondary { font: 600 13.5px/1 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;

@@ -122,7 +122,7 @@ function kindChip(w) {
   return el('span', { class: `chip${w.kind === 'policy_update' ? ' info' : ''}` }, label);
 }
 
-function warningCard(w) {
+function warningCard(w, live) {
   const facts = el('dl', { class: 'facts' });
   const fact = (k, v, cls) => v && facts.append(el('dt', {}, k), el('dd', { class: cls }, v));
   fact('Since', CW.formatSince(w.first_seen));
@@ -133,7 +133,7 @@ function warningCard(w) {
   const steps = w.remedy.steps.length
     ? [
       el('p', { class: 'label' }, w.kind === 'policy_update' ? 'Where to opt out' : 'How to switch it off'),
-      el('ol', { class: 'steps', 'aria-label': 'Steps' }, w.remedy.steps.map((s) => el('li', {}, el('span', {}, CW.stepLabel(s))))),
+      el('ol', { class: 'steps', 'aria-label': 'Steps' }, w.remedy.steps.map((s) => el('li', {}, CW.stepLabel(s)))),
     ]
     : [];
 
@@ -162,7 +162,7 @@ function warningCard(w) {
           dataset: { action: 'open-settings' },
           onclick: () => send('ui:open-settings', { id: w.id }).then(() => closePopup(), fail('Could not open it')),
         }, `Open ${w.platform_name} setting`),
-      el('button', {
+      live && el('button', {
         type: 'button',
         class: 'btn secondary',
         title: 'Stop warning me about this (it stays in the report)',
@@ -191,7 +191,7 @@ function renderWarnings(state) {
         'section',
         { class: 'group', dataset: { platform: g.platform } },
         el('h2', {}, g.name, g.warnings.length > 1 ? el('span', { class: 'count' }, `· ${g.warnings.length}`) : null),
-        g.warnings.map(warningCard),
+        g.warnings.map((w) => warningCard(w, state.conn === 'connected' || state.conn === 'connecting')),
       ),
     ),
   );
@@ -217,8 +217,10 @@ function renderRouting(state) {
   const error = $('routing-error');
   const r = state.routing || {};
   const paired = state.paired && state.conn !== 'unauthorized';
+  // Nothing to switch before pairing; while consentwatch is down it can only be switched off.
+  $('routing').hidden = (!paired || state.conn === 'down') && !r.enabled;
   toggle.checked = Boolean(r.enabled);
-  toggle.disabled = !paired || Boolean(r.blockedBy && !r.enabled);
+  toggle.disabled = !r.enabled && (!paired || state.conn === 'down' || Boolean(r.blockedBy));
   const port = state.proxyPort ? ` on port ${state.proxyPort}` : '';
   if (r.enabled) {
     help.textContent = `On. Only the watched platforms go through consentwatch${port}; every other site goes direct, untouched.`;
@@ -243,7 +245,7 @@ function render(state) {
   renderNotice(state);
   renderWarnings(state);
   renderRouting(state);
-  $('open-report').disabled = !state.paired;
+  $('open-report').hidden = !state.paired || state.conn === 'down';
 }
 
 async function refresh(button) {

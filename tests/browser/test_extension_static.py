@@ -1,0 +1,164 @@
+"""The extension as files: manifest for both browsers, strict CSP, no remote code, content scripts only on
+rule hosts, the message allow-list, and `web-ext lint` (Mozilla's linter) with no errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from importlib import resources
+
+import pytest
+
+from browser_support import EXT_DIR, missing
+
+MANIFEST = json.loads((EXT_DIR / "manifest.json").read_text())
+EXT_FILES = [p for p in EXT_DIR.rglob("*") if "node_modules" not in p.parts and p.is_file()]
+JS = {p.relative_to(EXT_DIR).as_posix(): p.read_text() for p in EXT_FILES if p.suffix == ".js"}
+HTML = {p.relative_to(EXT_DIR).as_posix(): p.read_text() for p in EXT_FILES if p.suffix == ".html"}
+
+# Rule hosts that only serve JSON to apps: no page to show a banner on, so no content script there.
+API_ONLY_HOSTS = {"api.x.com", "public-api.wordpress.com"}
+
+
+def rule_hosts() -> set[str]:
+    pack = json.loads((resources.files("consentwatch.rules") / "pack.json").read_text())
+    return {h for rule in pack["rules"] for h in rule["hosts"]}
+
+
+def match_hosts() -> list[str]:
+    hosts = []
+    for cs in MANIFEST["content_scripts"]:
+        for m in cs["matches"]:
+            found = re.fullmatch(r"https://([^/]+)/\*", m)
+            assert found, f"content script match {m!r} is not https://HOST/*"
+            hosts.append(found.group(1))
+    return hosts
+
+
+def covers(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        return host == pattern[2:] or host.endswith(pattern[1:])
+    return host == pattern
+
+
+def test_manifest_loads_in_chromium_and_firefox():
+    assert MANIFEST["manifest_version"] == 3
+    bg = MANIFEST["background"]
+    assert bg["service_worker"] == "background.js"  # Chromium
+    assert bg["scripts"][-1] == "background.js" and "lib/common.js" in bg["scripts"]  # Firefox
+    gecko = MANIFEST["browser_specific_settings"]["gecko"]
+    assert re.fullmatch(r"[\w.+-]+@[\w.-]+", gecko["id"])
+    # Every file the manifest names exists, so it loads unpacked as is.
+    named = [bg["service_worker"], *bg["scripts"], MANIFEST["action"]["default_popup"], MANIFEST["options_ui"]["page"],
+             *MANIFEST["icons"].values(), *MANIFEST["action"]["default_icon"].values()]
+    named += [js for cs in MANIFEST["content_scripts"] for js in cs["js"]]
+    for rel in named:
+        assert (EXT_DIR / rel).is_file(), rel
+    # Pages load only local scripts and styles.
+    for name, html in HTML.items():
+        for ref in re.findall(r'(?:src|href)="([^"]+)"', html):
+            assert "://" not in ref and not ref.startswith("//"), f"{name} references {ref}"
+            assert (EXT_DIR / ref).is_file(), f"{name}: {ref} missing"
+
+
+def test_permissions_are_minimal():
+    assert sorted(MANIFEST["permissions"]) == ["alarms", "proxy", "storage"]
+    assert MANIFEST["host_permissions"] == ["http://127.0.0.1/*", "http://localhost/*"]
+    assert "externally_connectable" not in MANIFEST
+    assert "web_accessible_resources" not in MANIFEST
+
+
+def test_csp_is_strict():
+    csp = MANIFEST["content_security_policy"]["extension_pages"]
+    directives = {d.split()[0]: d.split()[1:] for d in (x.strip() for x in csp.split(";")) if d}
+    assert directives["default-src"] == ["'none'"]
+    assert directives["script-src"] == ["'self'"]
+    assert "unsafe" not in csp and "data:" not in csp and "blob:" not in csp and "https:" not in csp
+    for src in directives["connect-src"]:
+        assert re.fullmatch(r"(http|ws)://(127\.0\.0\.1|localhost):\*", src), src
+
+
+def test_no_remote_or_dynamic_code():
+    banned = [r"\beval\s*\(", r"new\s+Function\s*\(", r"\.innerHTML\s*=", r"outerHTML\s*=", r"insertAdjacentHTML",
+              r"document\.write", r"\bimport\s*\(", r"setTimeout\s*\(\s*['\"]", r"chrome\.scripting", r"executeScript"]
+    for name, text in JS.items():
+        for pat in banned:
+            assert not re.search(pat, text), f"{name} matches {pat}"
+        # The only literal URLs: this computer (the local API) and the SVG namespace.
+        for url in re.findall(r"\b(?:https?|wss?)://[^\s'\"`)]+", text):
+            assert url.startswith(("http://127.0.0.1", "http://localhost", "http://${",
+                                   "http://www.w3.org/2000/svg")), f"{name}: {url}"
+
+
+def test_content_script_runs_only_on_rule_hosts():
+    rules = rule_hosts()
+    patterns = match_hosts()
+    for p in patterns:
+        assert any(covers(p, h) for h in rules), f"content script on {p}, which no rule names"
+        if p.startswith("*."):
+            assert p[2:] in {h.removeprefix("www.") for h in rules} | {h.removeprefix("*.") for h in rules}, p
+    for h in rules - API_ONLY_HOSTS:
+        assert any(covers(p, h.removeprefix("*.")) for p in patterns), f"rule host {h} has no banner"
+    cs = MANIFEST["content_scripts"]
+    assert len(cs) == 1 and cs[0]["js"] == ["content.js"] and cs[0]["all_frames"] is False
+
+
+def test_message_types_are_allow_listed_and_handled():
+    common = JS["lib/common.js"]
+
+    def listed(name):
+        block = re.search(name + r" = Object\.freeze\(\[(.*?)\]\)", common, re.S).group(1)
+        return set(re.findall(r"'([a-z]+:[a-z-]+)'", block))
+
+    from_page, to_page, from_ui = listed("FROM_PAGE"), listed("TO_PAGE"), listed("FROM_UI")
+    assert from_page and to_page and from_ui
+    used = set()
+    for name, text in JS.items():
+        used |= set(re.findall(r"['\"]((?:page|ui):[a-z-]+)['\"]", text))
+    assert used <= from_page | to_page | from_ui, used - (from_page | to_page | from_ui)
+    bg = JS["background.js"]
+    for t in from_page | from_ui:
+        assert f"case '{t}':" in bg, f"background.js does not handle {t}"
+    # The content script accepts exactly TO_PAGE, and asks only FROM_PAGE types.
+    content = JS["content.js"]
+    assert re.search(r"INBOUND = new Set\(\['page:warnings'\]\)", content)
+    asked = set(re.findall(r"type: '([a-z]+:[a-z-]+)'", content))
+    assert asked <= from_page, asked - from_page
+
+
+def web_ext_bin() -> str | None:
+    local = EXT_DIR / "node_modules" / ".bin" / "web-ext"
+    if local.exists():
+        return str(local)
+    return shutil.which("web-ext")
+
+
+def test_web_ext_lint_has_no_errors():
+    exe = web_ext_bin()
+    if not exe or not shutil.which("node"):
+        missing("web-ext is not installed (cd extension && npm install; `make browser` does it)")
+    env = {**os.environ, "NO_UPDATE_NOTIFIER": "1", "WEB_EXT_NO_INPUT": "true"}
+    out = subprocess.run([exe, "lint", "--source-dir", ".", "--output", "json", "--no-input"], cwd=EXT_DIR,
+                         capture_output=True, text=True, timeout=180, env=env)
+    text = out.stdout.strip()
+    start = text.find("{")
+    assert start >= 0, f"web-ext lint printed no JSON (exit {out.returncode}):\n{out.stderr[-2000:]}"
+    report = json.loads(text[start:])
+    errors = [f"{m['code']}: {m.get('file')}: {m['message']}" for m in report["errors"]]
+    assert not errors, "web-ext lint errors:\n" + "\n".join(errors)
+    # The one expected warning: Firefox ignores background.service_worker (Chromium needs it).
+    warnings = [m for m in report["warnings"] if m.get("dataPath") != "/background/service_worker"
+                and "service_worker" not in m["message"]]
+    assert not warnings, [f"{m['code']}: {m['message']}" for m in warnings]
+
+
+@pytest.mark.parametrize("name", sorted(JS))
+def test_js_parses(name):
+    node = shutil.which("node")
+    if not node:
+        missing("node is not installed")
+    out = subprocess.run([node, "--check", str(EXT_DIR / name)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
