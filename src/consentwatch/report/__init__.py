@@ -1,0 +1,79 @@
+"""The privacy posture report: where the user stands, per platform, from stored facts only.
+
+    content_type, text = render_report(data_dir, fmt="html")   # "html", "json" or "md"
+
+`model.build_report` turns stored warnings, the state history and the rules into facts; `html`,
+`markdown` and JSON render those same facts. The JSON follows `report/schema.json`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+
+from .model import build_report
+
+FORMATS = ("html", "json", "md")
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "md": "text/markdown; charset=utf-8",
+}
+
+__all__ = ["CONTENT_TYPES", "FORMATS", "build_report", "collect", "render", "render_report", "schema"]
+
+
+@functools.cache
+def schema() -> dict:
+    """The JSON Schema of `render_report(..., fmt="json")`."""
+    return json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
+
+
+def _rules(data_dir: Path):
+    """The rules in force, without creating a rule database where there is none (a report only reads)."""
+    from ..rules.model import load_pack, shipped_pack
+    from ..rules.store import RULES_FILE, RuleStore
+
+    if (data_dir / RULES_FILE).exists():
+        return RuleStore(data_dir).load()
+    return load_pack(shipped_pack())
+
+
+def collect(data_dir, today: dt.date | None = None) -> dict:
+    """Read the data dir and build the report's facts (nothing is written)."""
+    from ..store.state import StateStore
+
+    data_dir = Path(data_dir)
+    rules = _rules(data_dir)
+    store = StateStore(data_dir)
+    try:
+        warnings = store.list_warnings("all")
+        history = store.list_history()
+    finally:
+        store.close()
+    regions = [w.get("region") for w in warnings if isinstance(w.get("region"), str)]
+    return build_report(warnings, history, rules, today or dt.date.today(),
+                        rules_version=rules.version or None, region=regions[-1] if regions else None)
+
+
+def render(report: dict, fmt: str = "html") -> tuple[str, str]:
+    """Facts -> (content_type, text) in one of FORMATS."""
+    if fmt == "html":
+        from .html import render_html
+        return CONTENT_TYPES[fmt], render_html(report)
+    if fmt == "md":
+        from .markdown import render_markdown
+        return CONTENT_TYPES[fmt], render_markdown(report)
+    if fmt == "json":
+        return CONTENT_TYPES[fmt], json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def render_report(data_dir, fmt: str = "html", today: dt.date | None = None) -> tuple[str, str]:
+    """The report for a data dir as (content_type, text). fmt: 'html', 'json' or 'md'. Raises ValueError."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+    return render(collect(data_dir, today), fmt)
