@@ -42,8 +42,8 @@
     .meta span + span::before { content: "·"; margin: 0 6px; color: #a8a29e; }
     .label { font-size: 11.5px; font-weight: 600; letter-spacing: 0.04em; text-transform: uppercase; color: #78716c; margin: 0 0 5px; }
     ol { list-style: none; margin: 0 0 10px; padding: 0; line-height: 1.95; font-size: 13px; color: #292524; }
-    li { display: inline-block; }
-    li > span { white-space: nowrap; background: #f5f5f4; border-radius: 6px; padding: 2px 7px; }
+    li { display: inline-block; max-width: 100%; }
+    li > span { background: #f5f5f4; border-radius: 6px; padding: 2px 7px; -webkit-box-decoration-break: clone; box-decoration-break: clone; }
     li:not(:last-child)::after { content: "›"; color: #a8a29e; margin: 0 4px 0 5px; }
     .note { margin: 0 0 12px; font-size: 12.5px; color: #78716c; }
     .actions { display: flex; gap: 8px; flex-wrap: wrap; }
@@ -67,7 +67,7 @@
       .close:hover { background: #292524; color: #fafaf9; }
     }`;
 
-  const KIND_LABEL = { toggle_on: 'AI training is on', toggle_reenabled: 'Switched back on without asking', policy_update: 'Policy change about AI' };
+  const KIND_LABEL = { toggle_on: 'On by default', toggle_reenabled: 'Switched back on', policy_update: 'Policy change' };
 
   let host = null;
   let current = [];

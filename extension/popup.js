@@ -125,7 +125,7 @@ function kindChip(w) {
 function warningCard(w, live) {
   const facts = el('dl', { class: 'facts' });
   const fact = (k, v, cls) => v && facts.append(el('dt', {}, k), el('dd', { class: cls }, v));
-  fact('Since', CW.formatSince(w.first_seen));
+  fact('First seen', CW.formatSince(w.first_seen));
   fact('Your region', CW.regionText(w.region_affected), w.region_affected ? 'yes' : null);
   fact('Setting', w.setting);
   fact('Date', CW.effectiveText(w));
@@ -196,19 +196,12 @@ function renderWarnings(state) {
     ),
   );
   summary.replaceChildren();
-  if (groups.length) {
-    const n = groups.length;
-    if (state.conn === 'down') {
-      summary.append('Last known warnings, from before consentwatch stopped:');
-    } else {
-      summary.append(
-        el('strong', {}, n === 1 ? `${groups[0].name} needs your attention.` : `${n} platforms need your attention.`),
-        ' ',
-        n === 1 && groups[0].warnings.length === 1 ? 'Here is what is happening and how to stop it.' : 'Here is what is happening on each, and how to stop it.',
-      );
-    }
+  if (state.conn === 'down' && groups.length) {
+    summary.append('Last known warnings, from before consentwatch stopped:');
+  } else if (groups.length > 1) {
+    summary.append(el('strong', {}, `${groups.length} platforms need your attention.`), ' Here is what each one does, and how to stop it.');
   }
-  summary.hidden = !groups.length;
+  summary.hidden = !summary.childNodes.length;
 }
 
 function renderRouting(state) {
@@ -232,11 +225,18 @@ function renderRouting(state) {
   error.hidden = !problem;
 }
 
-let lastState = null;
+// While the popup is open and consentwatch is away, look for it every few seconds (the worker's own
+// backoff stretches to a minute, which is long for someone watching this window).
+let retryTimer = null;
 
 function render(state) {
   if (!state) return;
-  lastState = state;
+  const away = state.conn === 'down' || state.conn === 'connecting' || state.conn === 'error';
+  if (away && !retryTimer) retryTimer = setInterval(() => refresh(), 3000);
+  if (!away && retryTimer) {
+    clearInterval(retryTimer);
+    retryTimer = null;
+  }
   const status = $('status');
   status.dataset.conn = state.conn;
   const n = state.warnings.length;

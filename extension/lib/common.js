@@ -117,20 +117,20 @@
     return d ? new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }).format(d) : null;
   }
 
-  /** "Noticed today", "Noticed 3 days ago (Nov 20, 2026)". */
+  /** "Today (Nov 23, 2026)", "Yesterday (…)", "3 days ago (Nov 20, 2026)". */
   function formatSince(value, now = new Date()) {
     const d = parseDate(value);
     if (!d) return null;
     const days = Math.floor((now - d) / 86400000);
-    if (days <= 0) return 'Noticed today';
-    if (days === 1) return `Noticed yesterday (${formatDate(value)})`;
-    return `Noticed ${days} days ago (${formatDate(value)})`;
+    if (days <= 0) return `Today (${formatDate(value)})`;
+    if (days === 1) return `Yesterday (${formatDate(value)})`;
+    return `${days} days ago (${formatDate(value)})`;
   }
 
   function regionText(affected) {
     if (affected === true) return 'Applies where you live';
     if (affected === false) return 'Not in force where you live (yet)';
-    return null;
+    return 'Not checked (start consentwatch with --region)';
   }
 
   /** Step labels as shown: first letter upper-case ("switch off" -> "Switch off"). */

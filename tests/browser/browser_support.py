@@ -220,9 +220,12 @@ class ConsentwatchRun:
 
 
 def fixture_flow(rel: str) -> Path:
-    path = FIXTURES / rel
+    """A recorded fixture under tests/fixtures/. CONSENTWATCH_E2E_FLOW=/path/x.flow replaces the LinkedIn one
+    (to run the end-to-end tests against another recording of the same page)."""
+    override = os.environ.get("CONSENTWATCH_E2E_FLOW")
+    path = Path(override) if override and rel.startswith("linkedin/") else FIXTURES / rel
     if not path.exists():
-        missing(f"recorded fixture {path.relative_to(REPO)} is missing (make fixtures)")
+        missing(f"recorded fixture {path} is missing (make fixtures)")
     return path
 
 

@@ -65,6 +65,7 @@ def launch_extension(pw, chromium_path, tmp_path_factory):
             "--no-default-browser-check",
             "--lang=en-US",
             NO_DNS,
+            "--ignore-certificate-errors",  # the proxy's CA is not installed in this throwaway profile
         ]
         if proxy_port:
             flags.append(f"--proxy-server=127.0.0.1:{proxy_port}")
