@@ -18,6 +18,7 @@ from .findings import Finding
 from .rules.model import RuleSet
 from .rules.store import RuleStore
 from .store.state import Event, StateStore
+from .store.suggestions import SuggestionStore
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Watch:
         self.state = StateStore(self.data_dir, region)
         self.listeners: list[Listener] = []
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
+        self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
         self.undecodable = 0
 
     def set_rules(self, rules: RuleSet) -> None:
@@ -61,6 +63,8 @@ class Watch:
         if obs.note and not obs.findings:
             self.undecodable += 1
             log.debug("not inspected (%s): %s", obs.note, _host(url))
+        if obs.suggestions:
+            self._store_suggestions(obs.suggestions)
         out = []
         for finding in obs.findings:
             finding, events = self.state.record(finding, self.rules.by_id.get(finding.rule_id))
@@ -74,8 +78,21 @@ class Watch:
                         log.warning("listener failed: %s", type(e).__name__)
         return out
 
+    def _store_suggestions(self, suggestions) -> None:
+        """Settings that speak of AI but match no rule: host, path and label, for `rules suggest`."""
+        try:
+            if self._suggestions is None:
+                self._suggestions = SuggestionStore(self.data_dir)
+            for s in suggestions:
+                if self._suggestions.add(s.host, s.path, s.label, s.platform):
+                    log.info("new setting that speaks of AI on %s%s (see `consentwatch rules suggest`)", s.host, s.path)
+        except Exception as e:  # noqa: BLE001 - discovery is a nicety: never let it stop detection
+            log.warning("could not store a suggestion: %s", type(e).__name__)
+
     def close(self) -> None:
         self.state.close()
+        if self._suggestions is not None:
+            self._suggestions.close()
 
 
 def _host(url: str) -> str:

@@ -11,6 +11,7 @@ from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, Finding, clean_url
 from ..regions import applies
 from ..rules.model import Rule, RuleSet
 from .body import DEFAULT_MAX_BYTES, read_body
+from .discovery import Suggestion, discover
 from .html_toggles import detect_toggles
 from .json_settings import detect_json, looks_like_json
 from .notices import detect_notices
@@ -25,6 +26,7 @@ class Observation:
     findings: list[Finding]
     skipped_region: list[str]  # rule ids that matched but do not apply to the user's region
     note: str = ""  # why nothing was read (undecodable body...), safe to log: never content
+    suggestions: tuple[Suggestion, ...] = ()  # AI-labelled controls no rule knows (host, path, label only)
 
 
 def _kind_of(content_type: str, text: str) -> str:
@@ -43,10 +45,12 @@ def _kind_of(content_type: str, text: str) -> str:
 
 
 class Detector:
-    def __init__(self, rules: RuleSet, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, rules: RuleSet, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+                 discover: bool = True):
         self.rules = rules
         self.region = region
         self.max_bytes = max_bytes
+        self.discover = discover  # look for AI settings no rule knows (see detect/discovery.py)
 
     def rules_for(self, host: str) -> tuple[Rule, ...]:
         """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
@@ -78,6 +82,7 @@ class Detector:
                 verdicts[rule.id] = (rule, training_on, source)
 
         notice_hits = []
+        suggestions: tuple[Suggestion, ...] = ()
         if kind in ("json", "html"):
             for h in detect_json(text, list(rules), is_json=(kind == "json")):
                 vote(h.rule, h.training_on, "json")
@@ -88,6 +93,8 @@ class Detector:
             notice_rules = [r for r in rules if host in r.notice_hosts]
             if notice_rules:
                 notice_hits = detect_notices(text, low, notice_rules)
+            if self.discover:
+                suggestions = tuple(discover(text, low, list(rules), host, path))
 
         findings: list[Finding] = []
         skipped: list[str] = []
@@ -107,7 +114,7 @@ class Detector:
             findings.append(Finding(
                 kind=POLICY_UPDATE, platform=h.rule.platform, rule_id=h.rule.id, url=url, setting=h.rule.setting_name,
                 effective_date=h.effective_date, observed_at=stamp, remedy=h.rule.remedy, source="notice"))
-        return Observation(findings, skipped, note)
+        return Observation(findings, skipped, note, suggestions)
 
 
 def _announces_future(effective: str | None, today: dt.date) -> bool:

@@ -39,8 +39,20 @@ class RuleStore:
         rules.sort(key=lambda r: r.get("_order", 0))
         for r in rules:
             r.pop("_order", None)
-        pack = {"format": meta.get("format", 1), "version": meta.get("version", ""), "rules": rules}
+        pack: dict = {"$schema": meta["schema"]} if meta.get("schema") else {}
+        pack.update({"format": meta.get("format", 1), "version": meta.get("version", "")})
+        if meta.get("description"):
+            pack["description"] = meta["description"]
+        pack["rules"] = rules
         return pack, dict(meta)
+
+    def read_pack(self) -> dict:
+        """The pack in the database as written (rules for newer engines included), seeding it if needed."""
+        pack, _ = self._read()
+        if pack is None:
+            self.load()
+            pack, _ = self._read()
+        return pack if pack is not None else shipped_pack()
 
     def write_pack(self, pack: dict, origin: str) -> RuleSet:
         """Validate, then replace the database in one atomic write. Raises PackError; the old DB stays."""
@@ -48,9 +60,13 @@ class RuleStore:
         db = open_db(self.path)
         try:
             # build the whole new content in memory, then one storage write: readers never see a mix
+            meta = {"format": pack["format"], "version": str(pack["version"]), "origin": origin,
+                    "installed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            for key, field in (("schema", "$schema"), ("description", "description")):
+                if isinstance(pack.get(field), str):
+                    meta[key] = pack[field]  # kept so that an export gives back the pack as imported
             content = {
-                "meta": {"1": {"format": pack["format"], "version": str(pack["version"]), "origin": origin,
-                               "installed_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}},
+                "meta": {"1": meta},
                 "rules": {str(i + 1): {**r, "_order": i} for i, r in enumerate(pack["rules"])},
             }
             db.storage.write(content)

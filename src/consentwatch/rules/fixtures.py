@@ -1,0 +1,114 @@
+"""`rules test`: replay each rule's recorded fixtures and compare what the engine finds with what the rule says.
+
+Each fixture entry names a recording (.flow or .har, relative to tests/fixtures) and `expect`, the kinds of
+finding the rule must give on it: `toggle_on`, `toggle_reenabled`, `policy_update`, or `[]` for none.
+`toggle_off` is not a warning, so it is only checked when listed (then it must appear). When the entry
+states an `effective_date`, a `policy_update` with that date must appear; when it states a `region`, the
+recording is replayed as a user in that region. Every fixture runs through the same pipeline as
+`consentwatch replay` (detectors and state store), fresh for each file, in a throwaway data dir.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import ENGINE_VERSION
+from ..findings import POLICY_UPDATE, TOGGLE_OFF
+from .model import RuleSet
+
+
+@dataclass
+class FixtureResult:
+    file: str
+    expected: list[str]
+    got: list[str]
+    ok: bool
+    problem: str = ""
+
+
+@dataclass
+class RuleResult:
+    rule_id: str
+    status: str  # PASS, FAIL, SKIP
+    fixtures: list[FixtureResult] = field(default_factory=list)
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"rule_id": self.rule_id, "status": self.status, "note": self.note,
+                "fixtures": [vars(f) for f in self.fixtures]}
+
+
+def default_fixtures_dir() -> Path | None:
+    """tests/fixtures of the source tree this package runs from (an editable install or a checkout)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "tests" / "fixtures"
+        if candidate.is_dir() and (parent / "pyproject.toml").is_file():
+            return candidate
+    return None
+
+
+def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> FixtureResult:
+    # late imports: replay pulls in mitmproxy, which `rules list` and friends do not need
+    from ..regions import RegionError, normalize_region
+    from ..replay import ReplayError, replay_file
+    from ..watch import Watch
+
+    rel = entry["file"]
+    expected = sorted(set(entry.get("expect", ())))
+    path = base / rel
+    if not path.is_file():
+        return FixtureResult(rel, expected, [], False, f"missing file {path}")
+    try:
+        region = normalize_region(entry.get("region"))
+    except RegionError as e:
+        return FixtureResult(rel, expected, [], False, str(e))
+    with tempfile.TemporaryDirectory(prefix="consentwatch-rules-test-") as tmp:
+        watch = Watch(Path(tmp), region, rules=rules)
+        try:
+            findings = [f for f in replay_file(watch, path) if f.rule_id == rule_id]
+        except ReplayError as e:
+            return FixtureResult(rel, expected, [], False, str(e))
+        finally:
+            watch.close()
+    kinds = {f.kind for f in findings}
+    if TOGGLE_OFF not in expected:
+        kinds.discard(TOGGLE_OFF)
+    got = sorted(kinds)
+    problems = []
+    if got != expected:
+        problems.append(f"expected {', '.join(expected) or 'no finding'}, got {', '.join(got) or 'no finding'}")
+    want_date = entry.get("effective_date")
+    if want_date:
+        dates = sorted({f.effective_date or "none" for f in findings if f.kind == POLICY_UPDATE})
+        if want_date not in dates:
+            problems.append(f"expected effective date {want_date}, got {', '.join(dates) or 'no policy_update'}")
+    return FixtureResult(rel, expected, got, not problems, "; ".join(problems))
+
+
+def test_rules(pack: dict, rules: RuleSet, ids: list[str] | None, fixtures_dir: Path) -> list[RuleResult]:
+    """One result per rule of `pack` (all, or those in `ids`, in pack order)."""
+    results = []
+    wanted = set(ids) if ids else None
+    for d in pack["rules"]:
+        rid = d["id"]
+        if wanted is not None and rid not in wanted:
+            continue
+        need = d.get("min_engine", 1)
+        if need > ENGINE_VERSION:
+            results.append(RuleResult(rid, "SKIP", note=f"needs engine {need}, this is engine {ENGINE_VERSION}"))
+            continue
+        entries = d.get("fixtures") or []
+        if not entries:
+            results.append(RuleResult(rid, "FAIL", note="no fixtures: record the setting page (on and off) "
+                                                        "and list the files under `fixtures`"))
+            continue
+        fixture_results = [_run_fixture(rules, rid, e, fixtures_dir) for e in entries]
+        status = "PASS" if all(f.ok for f in fixture_results) else "FAIL"
+        results.append(RuleResult(rid, status, fixture_results))
+    return results
+
+
+test_rules.__test__ = False  # not a pytest test, despite the name

@@ -1,0 +1,130 @@
+"""Discovery: AI-labelled settings on rule hosts that no rule knows become suggestions, then rule drafts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consentwatch.detect import Detector
+from consentwatch.detect.discovery import candidate_positions, clean_label, discover
+from consentwatch.rules.model import load_pack, shipped_pack
+from consentwatch.store.suggestions import SuggestionStore
+from consentwatch.watch import Watch
+
+from conftest import cli, write_flow
+
+URL = "https://www.linkedin.com/mypreferences/d/settings/data-for-ai-improvement"
+PAGE = """<html><body><main><h1>Settings</h1>
+<p>PRIVATE_PAGE_TEXT Jane Doe, member since 2011</p>
+<div class="row"><span id="l1">Use my data for training content creation AI models</span>
+  <button role="switch" aria-checked="true" aria-labelledby="l1"></button></div>
+<div class="row"><label><input type="checkbox" checked> Allow partners to train AI models on my posts</label></div>
+<div class="row"><label for="e">Show jane@example.com to AI recruiters</label><input id="e" type="checkbox"></div>
+<div class="row"><span>Show profile photo</span><button role="switch" aria-checked="false"></button></div>
+<div hidden><button role="switch" aria-checked="true" aria-label="Hidden AI experiment"></button></div>
+<div><button aria-pressed="false" aria-label="Improve Copilot with my code"></button></div>
+<div role="radiogroup"><span role="radio" aria-checked="true">Personalised AI replies</span></div>
+</main></body></html>"""
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector(load_pack(shipped_pack()))
+
+
+def test_unknown_ai_controls_become_suggestions_and_nothing_else(detector):
+    obs = detector.detect(URL + "?trk=SECRET_QUERY", "text/html", PAGE.encode())
+    assert [f.kind for f in obs.findings] == ["toggle_on"]  # the known rule still works
+    labels = [s.label for s in obs.suggestions]
+    assert labels == ["Allow partners to train AI models on my posts", "Improve Copilot with my code",
+                      "Personalised AI replies"]
+    for s in obs.suggestions:
+        assert s.host == "www.linkedin.com" and s.path == "/mypreferences/d/settings/data-for-ai-improvement"
+        assert s.platform == "linkedin"
+        assert set(s.to_dict()) == {"host", "path", "label", "platform"}
+    # not suggested: the rule's own label, non-AI settings, hidden controls, labels carrying personal data
+    flat = json.dumps([s.to_dict() for s in obs.suggestions])
+    for absent in ("Use my data for training", "profile photo", "Hidden AI", "jane@example.com", "PRIVATE_PAGE_TEXT",
+                   "SECRET_QUERY", "trk"):
+        assert absent not in flat
+
+
+def test_no_suggestions_off_rule_hosts_or_without_ai_words(detector):
+    assert detector.detect("https://www.example.com/settings", "text/html", PAGE.encode()).suggestions == ()
+    plain = PAGE.replace("AI", "email").replace("train", "notify").replace("Copilot", "digest").replace("model", "post")
+    assert detector.detect(URL, "text/html", plain.encode()).suggestions == ()
+    off = Detector(load_pack(shipped_pack()), discover=False)
+    assert off.detect(URL, "text/html", PAGE.encode()).suggestions == ()
+
+
+def test_prefilter_ignores_script_text_and_stays_cheap():
+    # a JS bundle that talks about aria-checked and AI is not a control: nothing is parsed
+    bundle = ('<script>var a={"aria-checked":true, ai:1, model:"train"}; // checkbox</script>' * 20_000).lower()
+    assert candidate_positions(bundle) == []
+    rules = list(load_pack(shipped_pack()).for_host("www.linkedin.com"))
+    assert discover(bundle, bundle, rules, "www.linkedin.com", "/feed/") == []
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("Use my posts to train AI", True), ("Improve the model for everyone", True), ("Gemini Apps Activity", True),
+    ("Show my email", False), ("Call 0123456789 about AI", False), ("x" * 200 + " AI", False),
+    ("Details at https://example.com/ai", False), ("   ", False), ("Maintain my feed", False),
+])
+def test_clean_label(name, ok):
+    assert (clean_label(name) is not None) == ok
+
+
+def test_watch_stores_deduplicated_suggestions(tmp_path):
+    watch = Watch(tmp_path, rules=load_pack(shipped_pack()))
+    try:
+        for _ in range(3):
+            watch.process(URL + "?q=SECRET", "text/html", PAGE.encode(), host="www.linkedin.com")
+    finally:
+        watch.close()
+    raw = (tmp_path / "suggestions.json").read_text()
+    for absent in ("SECRET", "PRIVATE_PAGE_TEXT", "jane@example.com", "Jane Doe"):
+        assert absent not in raw
+    store = SuggestionStore(tmp_path)
+    try:
+        items = store.list()
+    finally:
+        store.close()
+    assert len(items) == 3
+    assert {(i["host"], i["path"]) for i in items} == {("www.linkedin.com", "/mypreferences/d/settings/data-for-ai-improvement")}
+
+
+def test_replay_then_suggest_prints_drafts_ready_for_validate(tmp_path, data_dir):
+    flow = write_flow(tmp_path / "page.flow", URL + "?trk=SECRET_QUERY", PAGE.encode())
+    r = cli("replay", "--data-dir", str(data_dir), str(flow))
+    assert r.returncode == 0, r.stderr
+    r = cli("rules", "suggest", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    draft = json.loads(r.stdout)
+    assert draft["format"] == 1 and "$schema" in draft
+    labels = [x["setting"]["labels"][0] for x in draft["rules"]]
+    assert "Allow partners to train AI models on my posts" in labels
+    rule = draft["rules"][labels.index("Allow partners to train AI models on my posts")]
+    assert rule["id"] == "linkedin.allow-partners-to-train-ai-models-on-my" and rule["platform"] == "linkedin"
+    assert rule["hosts"] == ["www.linkedin.com"]
+    assert rule["setting"]["pages"] == ["/mypreferences/d/settings/data-for-ai-improvement"]
+    assert "sources" in r.stderr and "fixtures" in r.stderr  # says what to fill in
+    assert "SECRET_QUERY" not in r.stdout + r.stderr
+
+    # as printed: valid JSON in the pack format; validate names what is missing
+    f = tmp_path / "draft.json"
+    f.write_text(r.stdout)
+    v = cli("rules", "validate", str(f))
+    assert v.returncode == 1 and "sources" in v.stdout
+    # after the author fills sources and fixtures, it validates
+    for x in draft["rules"]:
+        x["sources"] = ["https://www.linkedin.com/help/linkedin/answer/example"]
+        x["fixtures"] = [{"file": "linkedin/new-setting-on.flow", "expect": ["toggle_on"]}]
+    f.write_text(json.dumps(draft, indent=2))
+    v = cli("rules", "validate", str(f))
+    assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_suggest_with_nothing_stored(data_dir):
+    r = cli("rules", "suggest", "--data-dir", str(data_dir))
+    assert r.returncode == 0 and r.stdout == "" and "no suggestions" in r.stderr

@@ -1,0 +1,255 @@
+"""`consentwatch rules ...` end to end: the real command in a subprocess, for the checks of issue 5."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from consentwatch.rules.model import shipped_pack
+
+from conftest import ROOT, cli
+
+PLATFORMS = {"linkedin", "x", "meta", "anthropic", "openai", "google", "github", "pinterest", "grammarly", "figma",
+             "wordpress", "tumblr", "quora", "medium", "substack", "adobe", "udemy", "microsoft", "dropbox", "reddit",
+             "stackoverflow"}
+
+
+def write_pack(path: Path, pack: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pack, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def new_rule(rid: str = "example.ai-training", host: str = "www.example.org") -> dict:
+    return {
+        "id": rid, "platform": rid.split(".")[0], "title": "Example trains AI on your posts",
+        "summary": "Example uses your posts to train its AI models unless you switch it off.",
+        "hosts": [host],
+        "setting": {"name": "AI training", "labels": ["Use my posts to train AI"], "checked_means": "training"},
+        "default": "on", "applies": [{"regions": ["*"], "from": "2025-01-01"}],
+        "remedy": {"settings_url": f"https://{host}/settings/ai", "steps": ["Settings", "AI", "Switch it off"]},
+        "sources": ["https://www.example.org/help/ai"], "last_verified": "2026-11-23",
+        "fixtures": [{"file": "example/settings-on.flow", "expect": ["toggle_on"]}],
+    }
+
+
+# -- list / show ------------------------------------------------------------------------------------
+
+def test_list_json_covers_every_platform_with_sources_and_last_verified(data_dir):
+    r = cli("rules", "list", "--json", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    rules = json.loads(r.stdout)
+    assert {x["platform"] for x in rules} >= PLATFORMS
+    for x in rules:
+        assert x["sources"] and all(s.startswith("http") for s in x["sources"]), x["id"]
+        assert len(x["last_verified"]) == 10, x["id"]
+
+
+def test_show(data_dir):
+    r = cli("rules", "show", "linkedin.genai-training", "--data-dir", str(data_dir))
+    assert r.returncode == 0 and json.loads(r.stdout)["id"] == "linkedin.genai-training"
+    r = cli("rules", "show", "nope.nothing", "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "nope.nothing" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+# -- validate ---------------------------------------------------------------------------------------
+
+def test_validate_shipped_pack_is_valid():
+    r = cli("rules", "validate", str(ROOT / "src" / "consentwatch" / "rules" / "pack.json"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "valid rule pack" in r.stdout
+
+
+def test_validate_names_the_missing_hosts(tmp_path):
+    pack = shipped_pack()
+    del pack["rules"][2]["hosts"]
+    r = cli("rules", "validate", str(write_pack(tmp_path / "p.json", pack)))
+    assert r.returncode == 1
+    line = next(x for x in r.stdout.splitlines() if "hosts" in x)
+    assert pack["rules"][2]["id"] in line
+
+
+def test_validate_reports_every_error_with_rule_id_and_path(tmp_path):
+    pack = shipped_pack()
+    pack["rules"][0]["unknown_field"] = 1  # unknown fields are errors
+    pack["rules"][1]["remedy"]["steps"] = []
+    pack["rules"][3]["last_verified"] = "yesterday"
+    r = cli("rules", "validate", str(write_pack(tmp_path / "p.json", pack)))
+    assert r.returncode == 1
+    out = r.stdout
+    assert f"{pack['rules'][0]['id']}: (rule): Additional properties are not allowed ('unknown_field'" in out
+    assert f"{pack['rules'][1]['id']}: remedy/steps:" in out
+    assert f"{pack['rules'][3]['id']}: last_verified:" in out
+    assert "3 error(s)" in r.stderr
+
+
+@pytest.mark.parametrize("content, what", [(b"{not json", "not JSON"), (b"[]", "JSON object"),
+                                           (b"\xff\xfe\x00", "UTF-8")])
+def test_validate_unusable_input_exits_2(tmp_path, content, what):
+    f = tmp_path / "p.json"
+    f.write_bytes(content)
+    r = cli("rules", "validate", str(f))
+    assert r.returncode == 2 and what in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli("rules", "validate", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_min_engine_rules_are_skipped_with_a_note(tmp_path, data_dir):
+    pack = shipped_pack()
+    future = new_rule("future.ai-training", "future.example.com")
+    future["min_engine"] = 99
+    pack["rules"].append(future)
+    f = write_pack(tmp_path / "p.json", pack)
+    r = cli("rules", "validate", str(f))
+    assert r.returncode == 0 and "future.ai-training: needs engine 99" in r.stdout
+    r = cli("rules", "import", str(f), "--allow-unsigned", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "future.ai-training: skipped, needs engine 99" in r.stdout
+    listed = cli("rules", "list", "--data-dir", str(data_dir))
+    assert "future.ai-training: skipped" in listed.stdout
+    assert "future.ai-training" not in {x["id"] for x in json.loads(cli("rules", "list", "--json", "--data-dir",
+                                                                        str(data_dir)).stdout)}
+    # kept in the database, so an export hands it on to engines that can use it
+    out = tmp_path / "exported.json"
+    assert cli("rules", "export", str(out), "--data-dir", str(data_dir)).returncode == 0
+    assert "future.ai-training" in {x["id"] for x in json.loads(out.read_text())["rules"]}
+
+
+# -- export / keygen / sign / import ---------------------------------------------------------------
+
+def test_export_sign_import_with_trust_then_one_byte_changed_is_refused(tmp_path):
+    src, dst = tmp_path / "src-data", tmp_path / "new-data"
+    pack_file = tmp_path / "out" / "pack.json"
+    pack_file.parent.mkdir()
+    r = cli("rules", "export", str(pack_file), "--data-dir", str(src))
+    assert r.returncode == 0, r.stderr
+    # change it, as a maintainer would, so the bundled maintainer signature cannot be what makes it pass
+    pack = json.loads(pack_file.read_text())
+    pack["version"] = "2099.1.1"
+    pack["rules"].append(new_rule())
+    write_pack(pack_file, pack)
+    (tmp_path / "out" / "pack.json.sig").unlink(missing_ok=True)
+
+    r = cli("rules", "keygen", str(tmp_path / "keys"))
+    assert r.returncode == 0, r.stderr
+    key, pub = tmp_path / "keys" / "consentwatch-signing.key", tmp_path / "keys" / "consentwatch-signing.pub.pem"
+    assert (key.stat().st_mode & 0o777) == 0o600 and pub.is_file()
+    r = cli("rules", "sign", "--key", str(key), str(pack_file))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "pack.json.sig").is_file()
+
+    # not trusted yet: refused
+    r = cli("rules", "import", str(pack_file), "--data-dir", str(dst))
+    assert r.returncode == 2 and "not trusted" in r.stderr
+
+    r = cli("rules", "import", str(pack_file), "--trust", str(pub), "--data-dir", str(dst))
+    assert r.returncode == 0, r.stderr
+    assert "imported rule pack 2099.1.1" in r.stdout
+    assert "added:   example.ai-training" in r.stdout
+    assert "new hosts: www.example.org" in r.stdout
+    listed = json.loads(cli("rules", "list", "--json", "--data-dir", str(dst)).stdout)
+    assert "example.ai-training" in {x["id"] for x in listed}
+
+    # one byte changed: refused, and the rules in force stay exactly as they were
+    before = (dst / "rules.json").read_bytes()
+    data = bytearray(pack_file.read_bytes())
+    i = data.index(b"2099.1.1")
+    data[i + 7] = ord("2")  # 2099.1.1 -> 2099.1.2
+    pack_file.write_bytes(bytes(data))
+    r = cli("rules", "import", str(pack_file), "--trust", str(pub), "--data-dir", str(dst))
+    assert r.returncode == 2 and "import refused" in r.stderr and "changed after signing" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (dst / "rules.json").read_bytes() == before
+    assert cli("rules", "show", "example.ai-training", "--data-dir", str(dst)).returncode == 0
+
+
+def test_import_refuses_unsigned_and_invalid_packs_and_keeps_the_old_rules(tmp_path, data_dir):
+    pack = shipped_pack()
+    pack["rules"] = pack["rules"][:3]
+    f = write_pack(tmp_path / "small.json", pack)
+    cli("rules", "list", "--data-dir", str(data_dir))  # seed
+    before = (data_dir / "rules.json").read_bytes()
+    r = cli("rules", "import", str(f), "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "not signed" in r.stderr
+    assert (data_dir / "rules.json").read_bytes() == before
+
+    bad = copy.deepcopy(pack)
+    del bad["rules"][0]["hosts"]
+    g = write_pack(tmp_path / "bad.json", bad)
+    r = cli("rules", "import", str(g), "--allow-unsigned", "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "not a valid rule pack" in r.stderr and "hosts" in r.stderr
+    assert (data_dir / "rules.json").read_bytes() == before
+
+    r = cli("rules", "import", str(f), "--allow-unsigned", "--data-dir", str(data_dir))
+    assert r.returncode == 0 and "UNSIGNED" in r.stdout and "not signed" in r.stderr
+    assert "removed: " in r.stdout
+    assert len(json.loads(cli("rules", "list", "--json", "--data-dir", str(data_dir)).stdout)) == 3
+
+
+def test_shipped_pack_imports_without_trust(tmp_path, data_dir):
+    shipped = ROOT / "src" / "consentwatch" / "rules" / "pack.json"
+    r = cli("rules", "import", str(shipped), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "bundled maintainer key" in r.stdout
+    # and so does an export of it: the export is byte-identical and carries the maintainers' signature
+    out = tmp_path / "exported.json"
+    r = cli("rules", "export", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0 and out.read_bytes() == shipped.read_bytes()
+    assert (tmp_path / "exported.json.sig").is_file() and (tmp_path / "schema.json").is_file()
+    r = cli("rules", "import", str(out), "--data-dir", str(tmp_path / "other"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_import_with_new_hosts_says_to_renew_the_ca(tmp_path, data_dir):
+    (data_dir / "ca").mkdir()
+    pack = shipped_pack()
+    pack["rules"].append(new_rule())
+    f = write_pack(tmp_path / "p.json", pack)
+    r = cli("rules", "import", str(f), "--allow-unsigned", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "new hosts: www.example.org" in r.stdout
+    assert "renew" in r.stdout and ("consentwatch ca renew" in r.stdout or str(data_dir / "ca") in r.stdout)
+    assert "trust" in r.stdout
+
+
+def test_sign_refuses_invalid_packs_and_bad_keys(tmp_path):
+    pack = shipped_pack()
+    del pack["rules"][0]["hosts"]
+    f = write_pack(tmp_path / "bad.json", pack)
+    cli("rules", "keygen", str(tmp_path / "k"))
+    r = cli("rules", "sign", "--key", str(tmp_path / "k" / "consentwatch-signing.key"), str(f))
+    assert r.returncode == 2 and "invalid" in r.stderr and not (tmp_path / "bad.json.sig").exists()
+    good = write_pack(tmp_path / "good.json", shipped_pack())
+    r = cli("rules", "sign", "--key", str(tmp_path / "k" / "consentwatch-signing.pub.pem"), str(good))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+# -- diff --------------------------------------------------------------------------------------------
+
+def test_diff_output(tmp_path):
+    a = shipped_pack()
+    b = copy.deepcopy(a)
+    b["version"] = "2099.1.1"
+    removed = b["rules"].pop(5)["id"]
+    b["rules"].append(new_rule())
+    b["rules"][0]["setting"]["labels"].append("Allow AI training")
+    b["rules"][0]["hosts"].append("m.linkedin.com")
+    b["rules"][0]["last_verified"] = "2027-01-01"
+    fa, fb = write_pack(tmp_path / "a.json", a), write_pack(tmp_path / "b.json", b)
+    r = cli("rules", "diff", str(fa), str(fb))
+    assert r.returncode == 1, r.stderr
+    out = r.stdout
+    assert f"version: {a['version']} -> 2099.1.1" in out
+    assert "added:   example.ai-training" in out
+    assert f"removed: {removed}" in out
+    assert "changed: linkedin.genai-training: hosts, setting.labels, last_verified" in out
+    assert "setting.labels +'Allow AI training'" in out
+    assert "new hosts: m.linkedin.com, www.example.org" in out
+    same = cli("rules", "diff", str(fa), "@shipped")
+    assert same.returncode == 0 and "no rule changes" in same.stdout
+    js = json.loads(cli("rules", "diff", "--json", str(fa), str(fb)).stdout)
+    assert js["added"] == ["example.ai-training"] and js["removed"] == [removed]
+    assert cli("rules", "diff", str(fa), str(tmp_path / "missing.json")).returncode == 2
