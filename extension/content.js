@@ -229,7 +229,8 @@
     host.setAttribute('aria-live', 'polite');
     // Light-DOM text = the first heading, slotted into the shadow card: visible as the title, and what
     // the element's own text says (screen readers, tests) without the page being able to restyle it.
-    host.append(document.createTextNode(first.title));
+    const heading = first.title.toLowerCase().includes(platformName.toLowerCase()) ? first.title : `${platformName}: ${first.title}`;
+    host.append(document.createTextNode(heading));
 
     const shadow = host.attachShadow({ mode: 'open' });
     applyStyles(shadow);

@@ -193,3 +193,26 @@ def test_options_page_tests_connection(browser, fake_api, artifacts):
     assert stored == {"apiBase": fake_api.base, "token": fake_api.token}
     browser.wait_conn("connected")
     page.screenshot(path=str(artifacts / "options.png"), full_page=True)
+
+
+def test_worker_stopped_by_browser_catches_up_on_wake(browser, fake_api):
+    """MV3 stops idle workers: the state survives in storage.session and the next event (here the popup)
+    wakes the worker, which polls /v1/warnings and reconnects. The alarm does the same once a minute."""
+    browser.pair(fake_api.base, fake_api.token)
+    browser.wait_conn("connected")
+    alarm = browser.eval("() => chrome.alarms.get('consentwatch-poll')")
+    assert alarm and alarm["periodInMinutes"] == 1
+
+    page = browser.context.new_page()
+    page.goto("about:blank")
+    cdp = browser.context.new_cdp_session(page)
+    cdp.send("ServiceWorker.enable")
+    cdp.send("ServiceWorker.stopAllWorkers")
+    wait_until(lambda: not fake_api.sockets, 10, what="the worker's socket to close with the worker")
+    fake_api.warnings["w-linkedin-1"] = linkedin_warning()  # happens while the worker sleeps
+    connects = fake_api.ws_connects
+
+    popup = browser.open_popup()
+    popup.get_by_text("Watching · 1 warning").wait_for(timeout=15_000)
+    browser.wait_badge("1")
+    assert fake_api.ws_connects > connects
