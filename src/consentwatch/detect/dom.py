@@ -12,8 +12,10 @@ from typing import Iterator
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-BEFORE = 16 * 1024
-AFTER = 16 * 1024
+# A label and its control sit within a few KB of each other in any markup we have seen; a notice's
+# container starts within a few KB of its words. The whole page is parsed when a window comes up empty.
+BEFORE = 6 * 1024
+AFTER = 6 * 1024
 MAX_WINDOWS = 24
 
 
@@ -39,9 +41,9 @@ def parse(text: str) -> LexborHTMLParser:
     return LexborHTMLParser(text)
 
 
-def parse_regions(text: str, positions: list[int]) -> Iterator[LexborHTMLParser]:
+def parse_regions(text: str, positions: list[int], before: int = BEFORE, after: int = AFTER) -> Iterator[LexborHTMLParser]:
     """Parsed documents for the windows around `positions` (or the whole text when that is cheaper)."""
-    spans = windows(text, positions)
+    spans = windows(text, positions, before, after)
     if sum(e - s for s, e in spans) * 2 >= len(text):
         yield parse(text)
         return
