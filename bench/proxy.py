@@ -52,26 +52,25 @@ def start_proxy(mode: str, origin: int, with_addon: bool, data_dir: Path) -> tup
            "--set", "stream_large_bodies=100m"]
     if mode == "reverse":
         cmd += ["--mode", f"reverse:http://127.0.0.1:{origin}"]
-    else:
-        cmd += ["-s", str(ROOT / "bench" / "redirect_dns.py"), "--set", "connection_strategy=lazy"]
+    # regular mode: clients send absolute-form requests to the origin's IP (there is no DNS offline) with the
+    # platform's Host header, which is what pretty_host and so consentwatch go by
     if with_addon:
         cmd += ["-s", ADDON, "--set", f"consentwatch_data_dir={data_dir}", "--set", "consentwatch_api_port=0"]
-    env = {**os.environ, "BENCH_ORIGIN_PORT": str(origin)}
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return p, port
 
 
 LUA_REGULAR = """
-wrk.path = "http://%s%s"
+wrk.path = "http://127.0.0.1:%d%s"
 wrk.headers["Host"] = "%s"
 """
 
 
-def wrk(port: int, host: str, path: str, mode: str, seconds: int, conns: int) -> float:
+def wrk(port: int, origin: int, host: str, path: str, mode: str, seconds: int, conns: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         if mode == "regular":
-            f.write(LUA_REGULAR % (host, path, host))
+            f.write(LUA_REGULAR % (origin, path, host))
         else:
             f.write(f'wrk.headers["Host"] = "{host}"\n')
         script = f.name
@@ -117,8 +116,8 @@ def main() -> int:
             for name, host, path, conns in CASES:
                 a_runs, b_runs = [], []
                 for _ in range(args.rounds):
-                    a_runs.append(wrk(pa, host, path, mode, args.seconds, conns))
-                    b_runs.append(wrk(pb, host, path, mode, args.seconds, conns))
+                    a_runs.append(wrk(pa, origin_port, host, path, mode, args.seconds, conns))
+                    b_runs.append(wrk(pb, origin_port, host, path, mode, args.seconds, conns))
                 a, b = statistics.median(a_runs), statistics.median(b_runs)
                 rows.append((mode, name, a, b, b / a))
             for p in (plain, watched):
