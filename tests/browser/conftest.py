@@ -7,14 +7,11 @@ fails the test; on a developer's machine it skips with the reason.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from browser_support import (  # noqa: E402
+from .browser_support import (
     ARTIFACTS, EXT_DIR, NO_DNS, ConsentwatchRun, ExtBrowser, consentwatch_run_available, find_chromium,
     fixture_flow, missing,
 )
@@ -101,7 +98,7 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def fake_api():
-    from fakeapi import FakeApi
+    from .fakeapi import FakeApi
 
     api = FakeApi().start()
     yield api

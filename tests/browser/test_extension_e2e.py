@@ -10,20 +10,28 @@ import re
 
 import pytest
 
-from browser_support import html_urls_in_flow, wait_until
+from .browser_support import html_urls_in_flow, wait_until
 
 FLOW = "linkedin/settings-on.flow"
 SETTINGS_PATH = "/mypreferences/d/settings/data-for-ai-improvement"
 
 # The PAC helper functions Chromium gives a PAC script, enough to evaluate ours in a page.
-PAC_HELPERS = """
+PAC_HELPERS = r"""
 function isPlainHostName(h) { return h.indexOf('.') < 0; }
 function dnsDomainIs(h, d) { return h.length >= d.length && h.substring(h.length - d.length) === d; }
 function localHostOrDomainIs(h, hd) { return h === hd || (h.indexOf('.') < 0 && hd.indexOf(h + '.') === 0); }
 function dnsDomainLevels(h) { return h.split('.').length - 1; }
-function shExpMatch(s, p) { return new RegExp('^' + p.replace(/[.+^${}()|[\\]\\\\]/g, '\\\\$&').replace(/\\*/g, '.*').replace(/\\?/g, '.') + '$').test(s); }
-function isResolvable() { return false; } function dnsResolve() { return null; } function myIpAddress() { return '127.0.0.1'; }
-function isInNet() { return false; } function weekdayRange() { return true; } function dateRange() { return true; } function timeRange() { return true; }
+function shExpMatch(s, p) {
+  const re = p.replace(/[.+^${}()|[\]\]/g, '\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp('^' + re + '$').test(s);
+}
+function isResolvable() { return false; }
+function dnsResolve() { return null; }
+function myIpAddress() { return '127.0.0.1'; }
+function isInNet() { return false; }
+function weekdayRange() { return true; }
+function dateRange() { return true; }
+function timeRange() { return true; }
 """
 
 

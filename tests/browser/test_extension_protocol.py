@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from browser_support import wait_until
-from fakeapi import FakeApi, linkedin_warning
+from .browser_support import wait_until
+from .fakeapi import FakeApi, linkedin_warning
 
 PAGE = ("<!doctype html><html><head><title>Settings | LinkedIn</title></head><body style='font-family:serif'>"
         "<h1 id=page-title>Data for Generative AI Improvement</h1><p>recorded page stand-in</p></body></html>")

@@ -12,7 +12,7 @@ from importlib import resources
 
 import pytest
 
-from browser_support import EXT_DIR, missing
+from .browser_support import EXT_DIR, missing
 
 MANIFEST = json.loads((EXT_DIR / "manifest.json").read_text())
 EXT_FILES = [p for p in EXT_DIR.rglob("*") if "node_modules" not in p.parts and p.is_file()]
