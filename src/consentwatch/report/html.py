@@ -30,8 +30,8 @@ from .svg import timeline_svg
 
 FULL_HISTORY_UP_TO = 12  # more changes than this: the last RECENT_CHANGES in full, the rest per month
 
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'none'")
+# In a <meta> (the page is also a file on disk); frame-ancestors only works as a header, which the API can add.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
 CSS = """
 :root{--ink:#22252b;--muted:#5d6470;--bg:#f5f3ee;--card:#fff;--line:#e2ddd3;
@@ -60,6 +60,7 @@ min-width:120px;font-size:14px;color:var(--muted)}
 .tally .t-on b{color:var(--on)}.tally .t-off b{color:var(--off)}.tally .t-coming b{color:var(--notice)}
 .box{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:18px 20px}
 .timeline{display:block;width:100%;height:auto}
+.tl{overflow-x:auto}.tl .timeline{min-width:620px}
 .platform{background:var(--card);border:1px solid var(--line);border-left:6px solid var(--grey);
 border-radius:12px;padding:20px 24px;margin:0 0 18px}
 .platform.s-training_on{border-left-color:var(--on)}
@@ -104,6 +105,7 @@ th{color:var(--muted);font-weight:600}
 footer{margin-top:40px;color:var(--muted);font-size:13px;border-top:1px solid var(--line);padding-top:14px}
 @media (max-width:600px){main{padding:22px 14px}h1{font-size:25px}.platform{padding:16px}}
 @media print{
+.tl{overflow:visible}.tl .timeline{min-width:0}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 @page{margin:16mm 14mm}
 body{background:#fff;font-size:11pt}
@@ -333,7 +335,7 @@ def render_html(report: dict) -> str:
     if platforms:
         svg = timeline_svg(report)
         body = (
-            f'<section><h2>Timeline</h2><div class="box">{svg}</div></section>'
+            f'<section><h2>Timeline</h2><div class="box tl">{svg}</div></section>'
             f'<section><h2>Platforms</h2>{"".join(_platform(p, today) for p in platforms)}</section>'
             f"{_not_seen(report)}"
         )

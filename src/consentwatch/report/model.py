@@ -14,6 +14,7 @@ Vocabulary (state means "is the platform using your data for AI", whatever the s
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -58,6 +59,12 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _url(value: Any) -> str | None:
+    """An http(s) URL, or None: a pack's javascript: or data: 'link' is not a fact worth passing on."""
+    s = _str(value)
+    return s if s and re.match(r"https?://[^\s/?#]+", s, re.I) and not re.search(r"\s", s) else None
+
+
 def _ts_key(value: Any) -> dt.datetime:
     return parse_ts(value) or dt.datetime.min.replace(tzinfo=_UTC)
 
@@ -85,7 +92,7 @@ def _remedy(rule: dict | None, warning: dict | None) -> dict | None:
     for src in ((rule or {}).get("remedy"), (warning or {}).get("remedy")):
         if isinstance(src, Mapping) and (src.get("steps") or src.get("settings_url")):
             steps = [s for s in src.get("steps") or [] if isinstance(s, str) and s]
-            return {"settings_url": _str(src.get("settings_url")), "steps": steps, "note": _str(src.get("note"))}
+            return {"settings_url": _url(src.get("settings_url")), "steps": steps, "note": _str(src.get("note"))}
     return None
 
 
@@ -145,7 +152,7 @@ def _setting_facts(rule_id: str, entries: list[dict], warning: dict | None, rule
         "reenabled_at": reenabled,
         "reenabled_now": state == "on" and bool(reenabled),
         "last_seen": max(seen, key=_ts_key) if seen else None,
-        "seen_on": _str(w.get("url")) or _str(last.get("url")),
+        "seen_on": _url(w.get("url")) or _url(last.get("url")),
         "warning": _warning_ref(warning),
         "changes_total": len(changes),
         "changes": changes,
@@ -166,7 +173,7 @@ def _notice_facts(w: dict, rule: dict | None, today: dt.date) -> dict:
         "in_effect": (days_left <= 0) if days_left is not None else None,
         "first_seen": _str(w.get("first_seen")),
         "last_seen": _str(w.get("last_seen")),
-        "seen_on": _str(w.get("url")),
+        "seen_on": _url(w.get("url")),
         "warning": _warning_ref(w),
     }
 
@@ -249,7 +256,7 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
                 setting = next((s["setting"] for s in p["settings"] if s["rule_id"] == rid), None)
                 remedies.append({"rule_id": rid, "setting": setting or _setting_name(rule) or rid, **rem})
             for src in (rule or {}).get("sources") or []:
-                if isinstance(src, str) and src not in sources:
+                if _url(src) and src not in sources:
                     sources.append(src)
             if rule and parse_date(rule.get("last_verified")):
                 verified.append(rule["last_verified"][:10])
