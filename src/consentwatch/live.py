@@ -108,13 +108,25 @@ def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer
     try:
         opts.update(keepserving=True, consentwatch_data_dir=str(cfg.data_dir),
                     consentwatch_region=cfg.region or "", consentwatch_api_port=cfg.api_port)
-        if cfg.sets:
-            opts.set(*cfg.sets, defer=True)
     except exceptions.OptionsError as e:
         raise RunError(_one_line(e)) from None
+    # one option at a time (repeated names together: list options), so an error can name its option
+    grouped: dict[str, list[str]] = {}
+    for spec in cfg.sets:
+        grouped.setdefault(spec.partition("=")[0].strip(), []).append(spec)
+    for name, specs in grouped.items():
+        try:
+            opts.set(*specs, defer=True)
+        except exceptions.OptionsError as e:
+            raise RunError(f"--set {name}: {_one_line(e)}") from None
     if opts.deferred:
         raise RunError(f"unknown option{'s' if len(opts.deferred) > 1 else ''}: {', '.join(sorted(opts.deferred))} "
                        "(mitmdump --options lists them)")
+    for spec in cfg.sets:  # mitmproxy does not check choices of string options itself
+        name = spec.partition("=")[0].strip()
+        opt = dict(opts.items()).get(name)
+        if opt is not None and opt.choices and opt.current() not in opt.choices:
+            raise RunError(f"--set {name}: {opt.current()!r} is not one of {', '.join(opt.choices)}")
     if opts.listen_host != PROXY_HOST:
         raise RunError("consentwatch run listens on 127.0.0.1 only")
     if cw.watch is None:
@@ -183,7 +195,7 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
     return "\n".join(lines)
 
 
-async def serve(cfg: RunConfig, out=None) -> int:
+async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM. Raises RunError (before anything listens, or right after) on bad input."""
     out = out or sys.stdout
     m, cw, api, _hosts = build_master(cfg)
@@ -209,26 +221,50 @@ async def serve(cfg: RunConfig, out=None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
     print(banner(cfg, proxy, api, cw), file=out, flush=True)
+    if on_started:
+        on_started()
     await m.run()
     log.info("consentwatch stopped")
     return 0
 
 
-def setup_logging(verbose: bool = False) -> None:
+class _StartupLog(logging.Handler):
+    """Holds log records until startup succeeded: a failed start prints its one line and nothing else."""
+
+    def __init__(self, target: logging.Handler):
+        super().__init__()
+        self.target = target
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def started(self) -> None:
+        root = logging.getLogger()
+        root.handlers[:] = [self.target]
+        for record in self.records:
+            if record.levelno >= self.target.level and self.target.filter(record):
+                self.target.handle(record)
+        self.records.clear()
+
+
+def setup_logging(verbose: bool = False) -> _StartupLog:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    buffered = _StartupLog(handler)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [buffered]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     logging.getLogger("consentwatch").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("asyncio", "hpack", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    return buffered
 
 
 def run(cfg: RunConfig, verbose: bool = False) -> int:
-    setup_logging(verbose)
+    startup = setup_logging(verbose)
     try:
-        return asyncio.run(serve(cfg))
+        return asyncio.run(serve(cfg, on_started=startup.started))
     except RunError as e:
         print(f"consentwatch: {e}", file=sys.stderr, flush=True)
         return 2

@@ -86,7 +86,8 @@ class StateStore:
         entries = self.history.search(Q.rule_id == rule_id)
         if not entries:
             return None
-        return max(entries, key=lambda h: h.get("observed_at", "")).get("state")
+        # observed_at has one-second precision: within the same second, the later write (doc_id) wins
+        return max(entries, key=lambda h: (h.get("observed_at", ""), h.doc_id)).get("state")
 
     # -- writing ---------------------------------------------------------------------------------
     def record(self, finding: Finding, rule: Rule | None = None) -> tuple[Finding, list[Event]]:
