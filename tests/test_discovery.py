@@ -128,3 +128,42 @@ def test_replay_then_suggest_prints_drafts_ready_for_validate(tmp_path, data_dir
 def test_suggest_with_nothing_stored(data_dir):
     r = cli("rules", "suggest", "--data-dir", str(data_dir))
     assert r.returncode == 0 and r.stdout == "" and "no suggestions" in r.stderr
+
+
+def test_not_suggested_other_radios_of_a_known_group_names_beyond_the_label_and_product_mentions(detector):
+    page = """<html><body><main>
+    <fieldset role="radiogroup"><legend>Third-party AI and your stories</legend>
+      <label><input type="radio" name="t" value="a" checked> Prioritize maximum reach: includes third-party AI training</label>
+      <label><input type="radio" name="t" value="b"> Minimize third-party training</label></fieldset>
+    <div><button role="checkbox" aria-checked="false" aria-label="Select all chats"></button>
+      <span>You have 42 previous chats with Claude about AI</span></div>
+    <div><label><input type="checkbox"> Send me product updates and tips about Copilot</label></div>
+    <div><label><input type="checkbox" checked> Allow Copilot to use my code snippets</label></div>
+    </main></body></html>"""
+    obs = detector.detect("https://medium.com/me/settings/account", "text/html", page.encode())
+    assert [f.rule_id for f in obs.findings] == ["medium.third-party-ai"]
+    assert [s.label for s in obs.suggestions] == ["Allow Copilot to use my code snippets"]
+
+
+def test_the_shipped_fixtures_suggest_only_real_unknown_ai_settings(tmp_path):
+    from conftest import FIXTURES
+
+    from consentwatch.replay import replay_file
+
+    flows = sorted(FIXTURES.glob("*/*.flow"))
+    if not flows:
+        pytest.skip("fixtures not generated yet (make fixtures)")
+    watch = Watch(tmp_path, rules=load_pack(shipped_pack()))
+    try:
+        for f in flows:
+            list(replay_file(watch, f))
+    finally:
+        watch.close()
+    store = SuggestionStore(tmp_path)
+    try:
+        labels = [s["label"] for s in store.list()]
+    finally:
+        store.close()
+    # every label speaks of AI, none carries numbers or addresses from the page
+    assert all(("AI" in x or "model" in x.lower() or "train" in x.lower()) for x in labels), labels
+    assert not any(ch.isdigit() for x in labels for ch in x), labels

@@ -253,3 +253,86 @@ def test_diff_output(tmp_path):
     js = json.loads(cli("rules", "diff", "--json", str(fa), str(fb)).stdout)
     assert js["added"] == ["example.ai-training"] and js["removed"] == [removed]
     assert cli("rules", "diff", str(fa), str(tmp_path / "missing.json")).returncode == 2
+
+
+# -- test --------------------------------------------------------------------------------------------
+
+EXAMPLE_URL = "https://www.example.org/settings/ai"
+
+
+def example_page(on: bool) -> bytes:
+    checked = " checked" if on else ""
+    return (f'<html><body><h1>AI</h1><label for="t">Use my posts to train AI</label>'
+            f'<input id="t" type="checkbox"{checked}></body></html>').encode()
+
+
+NOTICE = (b'<html><body><div role="dialog"><h2>We are updating our privacy policy</h2><p>From March 3, 2026 we '
+          b'will use your public posts to train AI models.</p></div><main>Feed</main></body></html>')
+
+
+@pytest.fixture
+def example_fixtures(tmp_path):
+    from conftest import write_flow
+
+    base = tmp_path / "fixtures"
+    write_flow(base / "example" / "settings-on.flow", EXAMPLE_URL, example_page(True), timestamp=1_780_000_000)
+    write_flow(base / "example" / "settings-off.flow", EXAMPLE_URL, example_page(False), timestamp=1_780_000_000)
+    write_flow(base / "example" / "notice.flow", "https://www.example.org/feed", NOTICE, timestamp=1_770_000_000)
+    rule = new_rule()
+    rule["notices"] = {"about": ["train AI"]}
+    rule["fixtures"] = [
+        {"file": "example/settings-on.flow", "expect": ["toggle_on"]},
+        {"file": "example/settings-off.flow", "expect": []},
+        {"file": "example/settings-off.flow", "expect": ["toggle_off"]},
+        {"file": "example/notice.flow", "expect": ["policy_update"], "effective_date": "2026-03-03"},
+    ]
+    bare = new_rule("example.other-setting")
+    bare["fixtures"] = []
+    pack = {"format": 1, "version": "1", "rules": [rule, bare]}
+    return write_pack(tmp_path / "pack.json", pack), base, pack
+
+
+def test_rules_test_reports_per_rule_and_fails_rules_without_fixtures(example_fixtures):
+    f, base, _ = example_fixtures
+    r = cli("rules", "test", "--pack", str(f), "--fixtures", str(base), "-v")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "PASS example.ai-training (4 fixture(s))" in r.stdout
+    assert "FAIL example.other-setting (no fixtures" in r.stdout
+    assert "2 rule(s): 1 passed, 1 failed" in r.stdout
+    r = cli("rules", "test", "example.ai-training", "--pack", str(f), "--fixtures", str(base))
+    assert r.returncode == 0 and "1 rule(s): 1 passed, 0 failed" in r.stdout
+    r = cli("rules", "test", "example.nope", "--pack", str(f), "--fixtures", str(base))
+    assert r.returncode == 2 and "example.nope" in r.stderr
+
+
+def test_rules_test_catches_wrong_expectations(example_fixtures, tmp_path):
+    f, base, pack = example_fixtures
+    rule = pack["rules"][0]
+    rule["fixtures"] = [
+        {"file": "example/settings-off.flow", "expect": ["toggle_on"]},
+        {"file": "example/notice.flow", "expect": ["policy_update"], "effective_date": "2026-04-01"},
+        {"file": "example/missing.flow", "expect": []},
+        {"file": "example/settings-on.flow", "expect": ["toggle_on"], "region": "DE"},
+    ]
+    rule["applies"] = [{"regions": ["US"]}]
+    g = write_pack(tmp_path / "wrong.json", {**pack, "rules": [rule]})
+    r = cli("rules", "test", "--pack", str(g), "--fixtures", str(base), "--json")
+    assert r.returncode == 1
+    [res] = json.loads(r.stdout)
+    assert res["status"] == "FAIL"
+    problems = [x["problem"] for x in res["fixtures"]]
+    assert problems[0] == "expected toggle_on, got no finding"
+    assert "expected effective date 2026-04-01, got 2026-03-03" in problems[1]
+    assert "missing file" in problems[2]
+    assert problems[3] == "expected toggle_on, got no finding"  # a German user: the rule does not apply
+
+
+def test_rules_test_shipped_pack_is_green():
+    fixtures = ROOT / "tests" / "fixtures"
+    pack = shipped_pack()
+    missing = [e["file"] for r in pack["rules"] for e in r["fixtures"] if not (fixtures / e["file"]).is_file()]
+    if missing:
+        pytest.skip(f"{len(missing)} fixture files not generated yet (make fixtures), e.g. {missing[0]}")
+    r = cli("rules", "test")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert f"{len(pack['rules'])} rule(s): {len(pack['rules'])} passed, 0 failed" in r.stdout

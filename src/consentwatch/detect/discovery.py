@@ -17,15 +17,27 @@ from dataclasses import dataclass
 from ..rules.model import Rule
 from ..text import norm, occurrences
 from . import dom
-from .html_toggles import _Names, accessible_names, unique_controls
+from .html_toggles import CONTROLS, _Names, accessible_names, unique_controls
 
 # Words that make a setting's label "speak of AI, models or training" (matched on the normalised name).
 AI_TERMS = (r"ai|a\.i\.|genai|gen ai|artificial intelligence|machine learning|ml|llms?|large language models?|"
-            r"language models?|models?|generative|neural|train|trains|trained|training|chatgpt|gpt|copilot|"
-            r"gemini|grok|claude|llama")
+            r"language models?|models?|generative|neural|train|trains|trained|training")
+# AI products: a label that names one speaks of AI only when it also speaks of using data
+# ("Allow Claude to use my location" yes; "Send me tips about Copilot" no).
+AI_PRODUCTS = r"chatgpt|gpt|copilot|gemini|grok|claude|llama|meta ai"
+DATA_USE = (r"use|uses|using|used|improve|improves|improving|share|sharing|shared|data|content|personal|learn|"
+            r"learning|collect|collection|analy[sz]e|analysis|activity|history|memory|personali[sz]ation")
 AI_NAME = re.compile(rf"(?<![a-z0-9])(?:{AI_TERMS})(?![a-z0-9])")
+_PRODUCT = re.compile(rf"(?<![a-z0-9])(?:{AI_PRODUCTS})(?![a-z0-9])")
+_DATA_USE = re.compile(rf"(?<![a-z0-9])(?:{DATA_USE})(?![a-z0-9])")
+
+
+def speaks_of_ai(name_norm: str) -> bool:
+    return bool(AI_NAME.search(name_norm) or (_PRODUCT.search(name_norm) and _DATA_USE.search(name_norm)))
+
+
 # The same words in raw lower-cased markup near a control (a cheap prefilter before parsing).
-_AI_RAW = AI_NAME
+_AI_RAW = re.compile(rf"(?<![a-z0-9])(?:{AI_TERMS}|{AI_PRODUCTS})(?![a-z0-9])")
 # Markup that makes a toggle-like control. Attribute forms only: a JS bundle's "aria-checked": does not count.
 # (role=switch requires aria-checked. Radios are not looked for on their own: each find costs ~0.4 ms per MB,
 # and a radio's own name is "Allow"/"Don't allow"; radios next to a checkbox or switch are still read.)
@@ -36,8 +48,9 @@ WINDOW = 4096  # parsed around each candidate
 MAX_MARKERS = 256
 MAX_LABEL_CHARS = 160
 MAX_PER_PAGE = 20
-# A label that carries what looks like personal data is never stored.
-_PERSONAL = re.compile(r"@|\d{5,}|https?://")
+SIBLING_DEPTH = 6  # ancestors searched for the radio group (fieldset, role=radiogroup)
+# A label that carries what looks like personal data (an address, a count, a date, an id) is never stored.
+_PERSONAL = re.compile(r"@|\d{2,}|https?://|www\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,31 +92,52 @@ def clean_label(name: str) -> str | None:
     label = re.sub(r"\s+", " ", name).strip()
     if not label or len(label) > MAX_LABEL_CHARS or _PERSONAL.search(label):
         return None
-    if not AI_NAME.search(norm(label)):
+    if not speaks_of_ai(norm(label)):
         return None
     return label
 
 
 def find_suggestions(doc, rules: list[Rule], host: str, path: str) -> list[Suggestion]:
-    known = [label for r in rules for label in r.labels_norm]
+    known_labels = [label for r in rules for label in r.labels_norm]
     platform = rules[0].platform if rules else None
     names = _Names(doc)
-    out: list[Suggestion] = []
-    for node in unique_controls(doc):
+    controls = unique_controls(doc)
+    known: dict[int, object] = {}
+    unknown = []
+    for node in controls:
         all_names = accessible_names(node, names)
-        if not all_names:
+        if any(label in norm(n) for n in all_names for label in known_labels):
+            known[node.mem_id] = node  # a rule already covers this control
+        elif all_names:
+            unknown.append((node, all_names[0]))
+    out: list[Suggestion] = []
+    for node, name in unknown:
+        # The accessible name is the first, most specific one (aria-labelledby, aria-label, <label>, own text,
+        # nearby text), as a browser computes one name; a longer text further out is not the label.
+        label = clean_label(name)
+        if not label or dom.is_hidden(node) or _beside_known(node, known):
             continue
-        normed = [norm(n) for n in all_names]
-        if any(label in n for n in normed for label in known):
-            continue  # a rule already covers this control
-        if dom.is_hidden(node):
-            continue
-        for name in all_names:  # most specific first: aria-labelledby, aria-label, <label>, own text, nearby text
-            label = clean_label(name)
-            if label:
-                out.append(Suggestion(host, path, label, platform))
-                break
+        out.append(Suggestion(host, path, label, platform))
     return out
+
+
+def _is_radio(node) -> bool:
+    a = node.attributes
+    return (a.get("role") or "") in ("radio", "menuitemradio") or (
+        node.tag == "input" and (a.get("type") or "").lower() == "radio")
+
+
+def _beside_known(node, known: dict[int, object]) -> bool:
+    """Another option of a radio group a rule knows (Medium's "maximum reach" beside "minimize training")."""
+    if not known or not _is_radio(node):
+        return False
+    name = node.attributes.get("name")
+    if name and any(_is_radio(k) and k.attributes.get("name") == name for k in known.values()):
+        return True
+    for anc in dom.ancestors(node, SIBLING_DEPTH):
+        if anc.tag == "fieldset" or (anc.attributes.get("role") or "") == "radiogroup":
+            return any(c.mem_id in known for c in anc.css(CONTROLS))
+    return False
 
 
 def discover(text: str, low: str, rules: list[Rule], host: str, path: str) -> list[Suggestion]:
