@@ -22,7 +22,7 @@ function dnsDomainIs(h, d) { return h.length >= d.length && h.substring(h.length
 function localHostOrDomainIs(h, hd) { return h === hd || (h.indexOf('.') < 0 && hd.indexOf(h + '.') === 0); }
 function dnsDomainLevels(h) { return h.split('.').length - 1; }
 function shExpMatch(s, p) {
-  const re = p.replace(/[.+^${}()|[\]\]/g, '\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp('^' + re + '$').test(s);
 }
 function isResolvable() { return false; }
