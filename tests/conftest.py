@@ -31,6 +31,7 @@ def write_flow(path: Path, url: str, body: bytes, content_type: str = "text/html
                                                      "authorization": "Bearer SECRET_AUTH_TOKEN"})
     f.response = http.Response.make(200, b"", {"content-type": content_type, **(headers or {})})
     f.response.raw_content = body
+    f.response.headers["content-length"] = str(len(body))
     if timestamp:
         f.request.timestamp_start = f.request.timestamp_end = timestamp
         f.response.timestamp_start = f.response.timestamp_end = timestamp
