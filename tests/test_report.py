@@ -162,6 +162,50 @@ def test_policy_notice_days_left(data_dir, today, days_left, in_effect, status, 
     assert r["span"]["end"] == max(today, dt.date(2025, 11, 3)).isoformat()
 
 
+def test_notices_without_settings(data_dir):
+    """Policy notices only: a platform with a setting not seen yet, one with no setting at all, one undated."""
+    def notice(wid, pid, rule_id, eff, status="active"):
+        return {"id": wid, "kind": "policy_update", "status": status, "platform": pid, "rule_id": rule_id,
+                "effective_date": eff, "first_seen": days(1).isoformat(), "last_seen": days(1).isoformat(),
+                "url": f"https://www.{pid}.com/", "dismissed_at": days(2).isoformat() if status == "dismissed" else None}
+    warnings = [notice("w1", "linkedin", "linkedin.genai-training", "2025-11-03"),
+                notice("w2", "reddit", "reddit.ai-licensing", None),
+                notice("w3", "github", "github.copilot-training", "2026-04-24", "dismissed")]
+    history = [{"rule_id": "x.grok-training", "platform": "x", "state": "off", "observed_at": days(3).isoformat()}]
+    r = validate(build_report(warnings, history, shipped_pack()["rules"], TODAY, region="DE"))
+    assert [p["platform"] for p in r["platforms"]] == ["github", "linkedin", "reddit", "x"]
+    assert [p["status"] for p in r["platforms"]] == ["policy_change_coming", "policy_change_coming",
+                                                     "policy_in_effect", "training_off"]
+    assert platform(r, "reddit")["has_setting"] is False and platform(r, "linkedin")["has_setting"] is True
+    assert platform(r, "reddit")["notices"][0]["in_effect"] is None  # no date: neither coming nor in effect
+    assert platform(r, "github")["notices"][0]["days_left"] == 181
+    assert r["summary"]["policy_changes_coming"] == 2 and r["region"] == "DE"
+    html = render_html(r)
+    assert "The one platform whose setting consentwatch has seen does not train AI on your data; 3 more" in html
+    assert "No effective date given" in html and "no setting to watch here" in html
+    assert "Setting not seen yet" in html and "You dismissed it." in html and "region DE" in html
+    gh = re.search(r'data-platform="github".*?</article>', html, re.S).group(0)
+    assert gh.count('class="badge') == 1 and "Policy change in 181 days" in gh
+    svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
+    assert svg.count('class="mark-notice"') == 3 and "policy notice, no date given" in svg
+
+
+@pytest.mark.parametrize("states,expected", [
+    ({"x": "on"}, "The platform you use trains AI on your data right now."),
+    ({"x": "off"}, "The platform you use is not training AI on your data, as far as consentwatch has seen."),
+    ({"x": "on", "linkedin": "off"}, "1 of the 2 platforms you use trains AI on your data right now."),
+    ({"x": "on", "linkedin": "on", "wordpress": "off"}, "2 of the 3 platforms you use train AI"),
+    ({"x": "off", "linkedin": "off"}, "None of the 2 platforms you use is training AI on your data"),
+])
+def test_headline(states, expected):
+    rule = {"x": "x.grok-training", "linkedin": "linkedin.genai-training", "wordpress": "wordpress.third-party-sharing"}
+    history = [{"rule_id": rule[p], "platform": p, "state": st, "observed_at": days(1).isoformat()}
+               for p, st in states.items()]
+    r = build_report([], history, shipped_pack()["rules"], TODAY)
+    assert expected in render_html(r)
+    assert expected in render_markdown(r)
+
+
 def test_dismissed_warning_is_still_training_on(data_dir):
     fill(data_dir, ("x-on", days(1)))
     watch = Watch(data_dir)

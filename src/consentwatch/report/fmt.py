@@ -107,15 +107,24 @@ def headline(report: dict) -> str:
     n = s["platforms_seen"]
     if n == 0:
         return "Nothing observed yet."
-    on = s["training_on"]
+    on, off = s["training_on"], s["training_off"]
+    known = sum(1 for p in report["platforms"] if any(x["state"] for x in p["settings"]))
     parts = []
     if on:
-        parts.append(f"{on} of the {plural(n, 'platform')} you use {'trains' if on == 1 else 'train'} AI on your "
-                     f"data right now." if n > 1 else "The platform you use trains AI on your data right now.")
-    elif n > 1:
-        parts.append(f"None of the {n} platforms you use is training AI on your data, as far as consentwatch has seen.")
+        parts.append(f"{on} of the {n} platforms you use {'trains' if on == 1 else 'train'} AI on your data right now."
+                     if n > 1 else "The platform you use trains AI on your data right now.")
+    elif known == 0:
+        parts.append(f"consentwatch has seen policy notices from {plural(n, 'platform')}, but none of their "
+                     "settings yet.")
+    elif known == n:
+        parts.append(f"None of the {n} platforms you use is training AI on your data, as far as consentwatch has "
+                     "seen." if n > 1 else
+                     "The platform you use is not training AI on your data, as far as consentwatch has seen.")
     else:
-        parts.append("The platform you use is not training AI on your data, as far as consentwatch has seen.")
+        rest = f"{n - known} more only showed a policy notice."
+        parts.append(f"The one platform whose setting consentwatch has seen does not train AI on your data; {rest}"
+                     if known == 1 else
+                     f"None of the {known} platforms whose setting consentwatch has seen trains AI on your data; {rest}")
     r = s["silently_reenabled"]
     if r:
         parts.append(f"{'One opt-out was' if r == 1 else f'{r} opt-outs were'} undone: training is back on.")

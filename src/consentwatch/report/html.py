@@ -151,10 +151,12 @@ def _badges(p: dict) -> str:
     if p["reenabled"]:
         out.append('<span class="badge b-on">Re-enabled after you opted out</span>')
     coming = [n for n in p["notices"] if n["days_left"]]
-    if coming and st != POLICY_CHANGE_COMING:
-        out.append(f'<span class="badge b-notice">Policy change {escape(days_phrase(coming[0]["days_left"]))}</span>')
-    elif coming:
-        out.append(f'<span class="badge b-notice">{escape(days_phrase(coming[0]["days_left"]).capitalize())}</span>')
+    if coming:
+        when = escape(days_phrase(coming[0]["days_left"]))
+        if st == POLICY_CHANGE_COMING:  # one badge says it all
+            out[0] = f'<span class="badge b-notice">Policy change {when}</span>'
+        else:
+            out.append(f'<span class="badge b-notice">Policy change {when}</span>')
     dismissed = [s for s in p["settings"] if s["state"] == "on" and (s["warning"] or {}).get("status") == "dismissed"]
     if dismissed:
         out.append('<span class="badge b-grey">Warning dismissed</span>')
@@ -276,9 +278,11 @@ def _meta(p: dict) -> str:
 
 def _platform(p: dict, today: str) -> str:
     settings = "".join(_setting(s) for s in p["settings"])
-    if not p["settings"]:
-        settings = ('<p class="now">The setting itself has not been seen yet: open it (steps below) with '
-                    "consentwatch running to learn whether it is on.</p>")
+    if not p["settings"] and p["has_setting"]:
+        settings = ('<p class="now">Setting not seen yet: open it (steps below) while consentwatch runs to '
+                    "learn whether it is on.</p>")
+    elif not p["settings"]:
+        settings = '<p class="now">There is no setting to watch here: the policy notice below is the news.</p>'
     return (
         f'<article class="platform s-{escape(p["status"])}" data-platform="{_t(p["platform"], 60)}">'
         f'<div class="phead"><h3>{_t(p["name"], 80)}</h3>{_badges(p)}</div>'

@@ -114,7 +114,7 @@ def render_markdown(report: dict) -> str:
         for st in p["settings"]:
             out += _setting(st)
         if not p["settings"]:
-            out += ["The setting itself has not been seen yet.", ""]
+            out += ["Setting not seen yet." if p["has_setting"] else "There is no setting to watch here.", ""]
         if p["notices"]:
             out += ["Policy notices:", ""]
             for n in p["notices"]:

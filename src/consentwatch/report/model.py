@@ -261,12 +261,15 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
             if rule and parse_date(rule.get("last_verified")):
                 verified.append(rule["last_verified"][:10])
         status = _platform_status(p["settings"], p["notices"])
+        has_setting = bool(p["settings"]) or any(
+            isinstance((rules_by_id.get(rid) or {}).get("setting"), Mapping) for rid in rule_ids)
         out_platforms.append({
             "platform": pid,
             "name": name,
             "status": status,
             "policy_change_coming": any(n["days_left"] for n in p["notices"]),
             "reenabled": any(s["reenabled_now"] for s in p["settings"]),
+            "has_setting": has_setting,
             "settings": p["settings"],
             "notices": p["notices"],
             "remedies": remedies,
