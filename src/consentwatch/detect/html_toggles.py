@@ -105,6 +105,10 @@ def accessible_names(node: LexborNode, names: _Names) -> list[str]:
         if anc.tag == "label":
             out.append(dom.text_of(anc))
             break
+    if any(out):
+        # The author named the control (aria-labelledby, aria-label, a <label>): that is its name. Text
+        # around it is someone else's: a Like button under a post that quotes a setting is not that setting.
+        return [n for n in out if n]
     if node.tag != "input":
         out.append(dom.text_of(node))
     if v := attrs.get("title"):
