@@ -383,7 +383,8 @@ def test_hostile_strings_are_inert_in_markdown():
 def test_garbage_in_the_store_does_not_break_the_report():
     warnings = [None, 3, {"kind": "toggle_on"}, {"rule_id": "linkedin.genai-training", "kind": "toggle_on",
                                                  "first_seen": "not a date", "state": "maybe"},
-                {"rule_id": "x.grok-training", "kind": "policy_update", "effective_date": "soon"}]
+                {"rule_id": "x.grok-training", "kind": "policy_update", "effective_date": "soon", "status": "weird",
+                 "first_seen": "yesterday", "dismissed_at": 12}]
     history = [{"rule_id": "linkedin.genai-training", "state": "on", "observed_at": "yesterday"},
                {"rule_id": "x.grok-training", "state": "sideways", "observed_at": days(1).isoformat()},
                {"no": "rule"}, "junk"]

@@ -59,6 +59,11 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _ts(value: Any) -> str | None:
+    """A stored timestamp passed on as stored, or None when it is not one."""
+    return value if parse_ts(value) else None
+
+
 def _url(value: Any) -> str | None:
     """An http(s) URL, or None: a pack's javascript: or data: 'link' is not a fact worth passing on."""
     s = _str(value)
@@ -99,8 +104,8 @@ def _remedy(rule: dict | None, warning: dict | None) -> dict | None:
 def _warning_ref(w: dict | None) -> dict | None:
     if not w:
         return None
-    return {"id": _str(w.get("id")) or "", "status": _str(w.get("status")) or "active",
-            "dismissed_at": _str(w.get("dismissed_at"))}
+    status = w.get("status") if w.get("status") in ("active", "resolved", "dismissed") else "active"
+    return {"id": _str(w.get("id")) or "", "status": status, "dismissed_at": _ts(w.get("dismissed_at"))}
 
 
 def _setting_facts(rule_id: str, entries: list[dict], warning: dict | None, rule: dict | None) -> dict:
@@ -127,7 +132,8 @@ def _setting_facts(rule_id: str, entries: list[dict], warning: dict | None, rule
 
     by_month: dict[str, dict] = {}
     for c in changes:
-        m = by_month.setdefault(c["at"][:7], {"month": c["at"][:7], "turned_on": 0, "turned_off": 0})
+        month = parse_ts(c["at"]).astimezone(_UTC).strftime("%Y-%m")  # UTC, as the renderers show dates
+        m = by_month.setdefault(month, {"month": month, "turned_on": 0, "turned_off": 0})
         m["turned_on" if c["state"] == "on" else "turned_off"] += 1
 
     state = changes[-1]["state"] if changes else None
@@ -144,7 +150,7 @@ def _setting_facts(rule_id: str, entries: list[dict], warning: dict | None, rule
         "summary": _str(rule.get("summary")) or _str(w.get("summary")),
         "state": state,
         "since": changes[-1]["at"] if changes else None,
-        "first_seen": changes[0]["at"] if changes else _str(w.get("first_seen")),
+        "first_seen": changes[0]["at"] if changes else _ts(w.get("first_seen")),
         "first_seen_on": first_on,
         "off_when_first_seen": bool(changes) and changes[0]["state"] == "off",
         "turned_off_at": turned_off[-1] if turned_off else None,
@@ -171,8 +177,8 @@ def _notice_facts(w: dict, rule: dict | None, today: dt.date) -> dict:
         "effective_date": eff.isoformat() if eff else None,
         "days_left": days_left if days_left is not None and days_left > 0 else None,
         "in_effect": (days_left <= 0) if days_left is not None else None,
-        "first_seen": _str(w.get("first_seen")),
-        "last_seen": _str(w.get("last_seen")),
+        "first_seen": _ts(w.get("first_seen")),
+        "last_seen": _ts(w.get("last_seen")),
         "seen_on": _url(w.get("url")),
         "warning": _warning_ref(w),
     }
