@@ -45,18 +45,9 @@ RULES = load_pack(PACK)
 RULE_IDS = {r["id"] for r in PACK["rules"]}
 PACK_CASES = [(r["id"], e) for r in PACK["rules"] for e in r["fixtures"]]
 
-# Pack fixtures the engine gets wrong today. Each stays here, as a strict xfail, until the engine is fixed
+# Pack fixtures the engine gets wrong today: each stays here, as a strict xfail, until the engine is fixed
 # (then the XPASS fails the run and the entry must go). See test_detectors.py::TestKnownEngineBugs.
-ADJACENT_TEXT_BUG = ("engine bug: a control that has its own accessible name (aria-label 'Like', 'Upvote'...) still takes "
-                     "the surrounding text as a name, so a post quoting the label next to an unpressed Like button "
-                     "reads as the setting (html_toggles.accessible_names)")
-KNOWN_ENGINE_BUGS: dict[str, str] = {
-    "wordpress/unrelated.flow": ADJACENT_TEXT_BUG,
-    "tumblr/unrelated.flow": ADJACENT_TEXT_BUG,
-    "quora/unrelated.flow": ADJACENT_TEXT_BUG + " (here a false toggle_off, which would resolve a real warning)",
-    "medium/unrelated.flow": ADJACENT_TEXT_BUG,
-    "substack/unrelated.flow": ADJACENT_TEXT_BUG,
-}
+KNOWN_ENGINE_BUGS: dict[str, str] = {}
 
 
 @functools.cache
@@ -168,6 +159,20 @@ def test_no_orphan_fixtures() -> None:
     assert committed - named == set(), "fixture without expectation"
     assert named - committed == set(), "expectation without fixture"
     assert {f.out for f in mf.manifest()} == committed
+
+
+@pytest.mark.parametrize("src", sorted(p.relative_to(mf.SOURCES).as_posix() for p in mf.SOURCES.rglob("*") if p.is_file()))
+def test_sources_are_readable_documents(src: str) -> None:
+    text = (mf.SOURCES / src).read_text("utf-8")
+    if src.endswith(".json"):
+        json.loads(text)
+    else:
+        assert src.endswith(".html") and text.lstrip().lower().startswith("<!doctype html>") and "</html>" in text
+
+
+def test_every_source_is_used() -> None:
+    used = {e.source for f in mf.manifest() for e in f.entries if e.source}
+    assert used == {p.relative_to(mf.SOURCES).as_posix() for p in mf.SOURCES.rglob("*") if p.is_file()}
 
 
 def test_committed_fixtures_are_small() -> None:
