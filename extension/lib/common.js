@@ -37,10 +37,10 @@
     if (!LOOPBACK_HOSTS.has(url.hostname)) {
       return { ok: false, error: 'Only addresses on this computer (127.0.0.1 or localhost) are allowed.' };
     }
-    if (url.username || url.password || url.search || url.hash || (url.pathname && url.pathname !== '/')) {
+    if (url.username || url.password) {
       return { ok: false, error: 'Give just the address and port, like http://127.0.0.1:8765' };
     }
-    return { ok: true, value: `http://${url.host}` };
+    return { ok: true, value: `http://${url.host}` }; // any path ("/", "/v1") is dropped: the API lives at the root
   }
 
   function normalizeToken(input) {
