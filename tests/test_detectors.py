@@ -429,7 +429,7 @@ def test_20mb_page_is_bounded() -> None:
     obs = detect(LINKEDIN, body)
     elapsed = time.perf_counter() - start
     assert [f.kind for f in obs.findings] == ["toggle_off"]
-    assert elapsed < 5, f"{elapsed:.2f}s"
+    assert elapsed < 10, f"{elapsed:.2f}s"
 
 
 def test_20mb_page_with_the_toggle_beyond_the_limit() -> None:
@@ -438,7 +438,7 @@ def test_20mb_page_with_the_toggle_beyond_the_limit() -> None:
     start = time.perf_counter()
     obs = detect(LINKEDIN, body)
     assert obs.findings == []
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10
 
 
 def test_max_bytes_is_honoured() -> None:
@@ -459,7 +459,7 @@ def test_decompression_bombs_are_bounded(encoding, compress) -> None:
     start = time.perf_counter()
     obs = detect(LINKEDIN, bomb, HTML, encoding)
     assert obs.findings == []
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10
 
 
 def test_deep_json_key_found_by_the_fallback_scan() -> None:
@@ -475,7 +475,7 @@ def test_deeply_nested_html() -> None:
     body = "<html><body>" + "<div>" * n + _fill(NAMING["label_for"], True) + "</div>" * n + "</body></html>"
     start = time.perf_counter()
     obs = detect(OPENAI, body)  # the verdict is not the point; not crashing and not hanging is
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 10
     assert {f.kind for f in obs.findings} <= {"toggle_on"}
 
 
