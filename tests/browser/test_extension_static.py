@@ -162,3 +162,50 @@ def test_js_parses(name):
         missing("node is not installed")
     out = subprocess.run([node, "--check", str(EXT_DIR / name)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
+
+
+COMMON_CHECKS = r"""
+const vm = require('vm');
+const fs = require('fs');
+const ctx = { URL, Intl, Date, console };
+ctx.globalThis = ctx;
+vm.createContext(ctx);
+vm.runInContext(fs.readFileSync(process.argv[1], 'utf8'), ctx);
+const CW = ctx.CW;
+const out = {};
+out.bases = ['', 'http://127.0.0.1:9000', 'localhost:8765', 'http://127.0.0.1:8765/v1', 'http://[::1]:1',
+  'https://127.0.0.1:8765', 'http://evil.example:8765', 'http://127.0.0.1.evil.example', 'http://user:pw@127.0.0.1:1',
+  'javascript:alert(1)', 'http://10.0.0.1:8765'].map((b) => [b, CW.normalizeApiBase(b)]);
+out.tokens = ['', ' abc ', 'a b', 'x'.repeat(600)].map((t) => CW.normalizeToken(t).ok);
+out.hosts = [['www.linkedin.com', 'www.linkedin.com'], ['linkedin.com', 'www.linkedin.com'], ['a.substack.com', '*.substack.com'],
+  ['substack.com', '*.substack.com'], ['evilsubstack.com', '*.substack.com']].map(([h, p]) => CW.hostMatches(h, p));
+const w = CW.sanitizeWarning({ id: 'w-1', kind: 'toggle_on', title: 'T', platform: 'linkedin', url: 'javascript:alert(1)',
+  remedy: { settings_url: 'http://insecure.example/', steps: ['a', 3, 'b'] }, hosts: ['x.com', {}], extra: 'dropped' });
+out.warning = w;
+out.badIds = [null, {}, { id: '<img>' }, { id: '' }].map((x) => CW.sanitizeWarning(x));
+console.log(JSON.stringify(out));
+"""
+
+
+def test_common_helpers_refuse_what_they_should():
+    node = shutil.which("node")
+    if not node:
+        missing("node is not installed")
+    out = subprocess.run([node, "-e", COMMON_CHECKS, str(EXT_DIR / "lib" / "common.js")], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    bases = {b: (r["value"] if r["ok"] else None) for b, r in got["bases"]}
+    assert bases == {
+        "": "http://127.0.0.1:8765", "http://127.0.0.1:9000": "http://127.0.0.1:9000",
+        "localhost:8765": "http://localhost:8765", "http://127.0.0.1:8765/v1": "http://127.0.0.1:8765",
+        "http://[::1]:1": "http://[::1]:1", "https://127.0.0.1:8765": None, "http://evil.example:8765": None,
+        "http://127.0.0.1.evil.example": None, "http://user:pw@127.0.0.1:1": None, "javascript:alert(1)": None,
+        "http://10.0.0.1:8765": None,
+    }
+    assert got["tokens"] == [True, True, False, False]
+    assert got["hosts"] == [True, False, True, True, False]
+    w = got["warning"]
+    assert w["url"] is None and w["remedy"]["settings_url"] is None  # only https survives
+    assert w["remedy"]["steps"] == ["a", "b"] and w["hosts"] == ["x.com"] and "extra" not in w
+    assert got["badIds"] == [None, None, None, None]
