@@ -118,8 +118,8 @@ def _bar(scale: _Scale, periods, y: float) -> tuple[list[str], bool]:
     spans = [(scale.x(a), scale.x(b), s) for a, b, s in periods]
     binned = len(spans) > MAX_SEGMENTS or any(0 < x1 - x0 < MIN_W for x0, x1, _ in spans[:-1])
     if not binned:
-        for x0, x1, s in spans:
-            w = max(x1 - x0, 1.0)
+        for k, (x0, x1, s) in enumerate(spans):
+            w = max(x1 - x0, 3.0 if k == len(spans) - 1 else 1.0)  # a single observation still shows
             fill = ON if s == "on" else OFF
             edge = f' stroke="{OFF_EDGE}" stroke-width="0.8"' if s == "off" else ""
             parts.append(f'<rect class="seg-{s}" x="{x0}" y="{y}" width="{round(w, 1)}" height="{BAR_H}" '
@@ -191,10 +191,6 @@ def _legend(used: dict) -> list[tuple[str, str]]:
                       f'stroke-width="0.8"/>', "training OFF"))
     if used["mixed"]:
         items.append((f'<rect x="0" y="-9" width="18" height="10" fill="{MIXED}"/>', "switched often"))
-    if used["faded"]:
-        items.append((f'<rect x="0" y="-9" width="18" height="10" fill="{ON}" fill-opacity="0.35"/>'
-                      f'<rect x="9" y="-9" width="9" height="10" fill="{OFF}" fill-opacity="0.45"/>',
-                      "last seen state, not re-checked since"))
     if used["reenable"]:
         items.append((f'<path d="M4,-11 L14,-11 L9,-3 Z" fill="{ON}"/>', "re-enabled after you opted out"))
     if used["notice"]:
@@ -217,7 +213,7 @@ def timeline_svg(report: dict) -> str:
     axis_y = TOP + plot_h
     out: list[str] = []
     desc: list[str] = []
-    used = dict.fromkeys(("on", "off", "mixed", "reenable", "notice", "faded"), False)
+    used = dict.fromkeys(("on", "off", "mixed", "reenable", "notice"), False)
 
     # the future (after today), lightly hatched; then gridlines and the axis
     if x_today < X1:
@@ -246,21 +242,13 @@ def timeline_svg(report: dict) -> str:
         g.append(f'<rect x="{X0}" y="{by}" width="{PW}" height="{BAR_H}" rx="3" fill="{TRACK}"/>')
         s = row["setting"]
         if s and s["changes"]:
-            since = parse_ts(s["since"])
-            last_seen = max(t for t in (parse_ts(s["last_seen"]), since) if t)
-            periods = _periods(s["changes"], last_seen)
+            # a state holds until a change is observed (the store records changes, not every page view)
+            periods = _periods(s["changes"], now)
             parts, binned = _bar(scale, periods, by)
             g += parts
             used["mixed"] |= binned and any("seg-mixed" in p for p in parts)
             used["on"] |= any(p[2] == "on" for p in periods)
             used["off"] |= any(p[2] == "off" for p in periods)
-            # after the last observation: the same state, faded (assumed, not re-checked)
-            x_last = scale.x(last_seen)
-            if x_today - x_last >= 2:
-                fill, op = (ON, "0.35") if s["state"] == "on" else (OFF, "0.45")
-                g.append(f'<rect class="seg-assumed" x="{x_last}" y="{by}" width="{round(x_today - x_last, 1)}" '
-                         f'height="{BAR_H}" fill="{fill}" fill-opacity="{op}"/>')
-                used["faded"] = True
             re_on = [t for t in (parse_ts(t) for t in s["reenabled_at"]) if t]
             if 0 < len(re_on) <= MAX_MARKERS:
                 for t in re_on:
