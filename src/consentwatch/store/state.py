@@ -7,6 +7,7 @@ is computed from. Nothing from a page is stored beyond the rule's own facts and 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import threading
@@ -95,7 +96,7 @@ class StateStore:
 
         Events are returned only after the write: whatever a client hears about is already on disk.
         """
-        with self._lock:
+        with self._lock, self._one_write():
             if finding.kind in (TOGGLE_ON, TOGGLE_OFF):
                 previous = self.last_state(finding.rule_id)
                 if finding.kind == TOGGLE_ON and previous == "off":
@@ -107,6 +108,25 @@ class StateStore:
             if finding.kind == TOGGLE_OFF:
                 return finding, self._resolve(finding)
             return finding, self._raise(finding, rule)
+
+    @contextlib.contextmanager
+    def _one_write(self):
+        """The history entry and the warning change of one finding reach the disk in one atomic write
+        (half the fsyncs on the path to the WebSocket, and never one without the other after a crash)."""
+        storage = self.db.storage
+
+        def hold(data: dict) -> None:
+            storage._data = data  # what TinyDB reads back meanwhile
+            pending[:] = [data]
+
+        pending: list[dict] = []
+        storage.write = hold  # TinyDB calls storage.write(data); the instance attribute shadows the method
+        try:
+            yield
+        finally:
+            del storage.write
+            if pending:
+                storage.write(pending[0])
 
     def _raise(self, f: Finding, rule: Rule | None) -> list[Event]:
         key = warning_key(f)
