@@ -2,8 +2,8 @@
 
 Keyed on label text and ARIA semantics, never on class names: platforms redesign constantly, but a
 switch keeps being a switch with a name. The accessible name comes from, in order: aria-labelledby,
-aria-label, <label for>, a wrapping <label>, the control's own text, and the text next to it (the
-nearest ancestor that holds this control and no other).
+aria-label, <label for>, a wrapping <label>; for a control the author did not name that way, its own
+text, its title, and the text next to it (the nearest ancestors that hold this control and no other).
 """
 
 from __future__ import annotations
