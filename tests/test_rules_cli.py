@@ -335,3 +335,22 @@ def test_rules_test_shipped_pack_is_green():
     r = cli("rules", "test")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert f"{len(pack['rules'])} rule(s): {len(pack['rules'])} passed, 0 failed" in r.stdout
+
+
+def test_ca_advice_names_ca_renew_only_when_it_exists(monkeypatch, tmp_path):
+    import argparse
+
+    from consentwatch import cli as cli_pkg
+    from consentwatch.cli import rules_cmd
+
+    def parser_with_renew():
+        p = argparse.ArgumentParser(prog="consentwatch")
+        sub = p.add_subparsers(dest="command")
+        ca = sub.add_parser("ca")
+        ca.add_subparsers(dest="ca_command").add_parser("renew")
+        return p
+
+    assert "consentwatch ca renew" not in rules_cmd._ca_advice(tmp_path)
+    assert str(tmp_path / "ca") in rules_cmd._ca_advice(tmp_path)
+    monkeypatch.setattr(cli_pkg, "build_parser", parser_with_renew)
+    assert "consentwatch ca renew" in rules_cmd._ca_advice(tmp_path)
