@@ -55,7 +55,7 @@ def test_validate_refuses_polynomial_globs():
 
 
 def test_validate_refuses_too_long_and_empty_phrases():
-    pack, rid = _pack_with(labels=["a " * (MAX_PHRASE_WORDS + 1), "?!?"])
+    pack, _ = _pack_with(labels=["a " * (MAX_PHRASE_WORDS + 1), "?!?"])
     errors = validate_pack(pack)
     assert any("setting/labels/0" in e and "words" in e for e in errors), errors
     assert any("setting/labels/1" in e and "anywhere" in e for e in errors), errors

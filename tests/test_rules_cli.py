@@ -306,7 +306,7 @@ def test_rules_test_reports_per_rule_and_fails_rules_without_fixtures(example_fi
 
 
 def test_rules_test_catches_wrong_expectations(example_fixtures, tmp_path):
-    f, base, pack = example_fixtures
+    _, base, pack = example_fixtures
     rule = pack["rules"][0]
     rule["fixtures"] = [
         {"file": "example/settings-off.flow", "expect": ["toggle_on"]},

@@ -96,13 +96,13 @@ def register(sub) -> None:
     add_data_dir(dp)
     dp.set_defaults(func=cmd_diff)
 
-    gp = rs.add_parser("suggest", help="settings that speak of AI but match no rule, as rule drafts",
+    up = rs.add_parser("suggest", help="settings that speak of AI but match no rule, as rule drafts",
                        description="Print the settings discovered on rule hosts (labels that speak of AI, models or "
                                    "training but match no rule) as a draft pack. Fill in what stderr lists, then "
                                    "`consentwatch rules validate` it.")
-    gp.add_argument("--out", metavar="FILE", type=Path, help="write the draft pack here instead of stdout")
-    add_data_dir(gp)
-    gp.set_defaults(func=cmd_suggest)
+    up.add_argument("--out", metavar="FILE", type=Path, help="write the draft pack here instead of stdout")
+    add_data_dir(up)
+    up.set_defaults(func=cmd_suggest)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -459,8 +459,8 @@ def cmd_diff(args) -> int:
 
 _TO_FILL = [
     "sources: at least one public URL that documents the setting (help page, announcement)",
-    "fixtures: record the page with the setting on and off (mitmdump -w, or a HAR), put the files under "
-    "tests/fixtures/<platform>/ and list them with the findings they must give",
+    ("fixtures: record the page with the setting on and off (mitmdump -w, or a HAR), put the files under "
+     "tests/fixtures/<platform>/ and list them with the findings they must give"),
     "setting.checked_means: 'training' if switching it ON allows training, 'no_training' if ON is the opt-out",
     "default: what a user who never touched it gets (on/off/unknown)",
     "applies: the regions and dates it applies to",

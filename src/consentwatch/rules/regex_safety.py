@@ -85,7 +85,7 @@ def _problems(source: str, flags: int, anchored_search: bool) -> list[str]:
 def _nesting(items: list, outer: str | None, problems: list[str]) -> None:
     for op, av in items:
         if op in _REPEATS or op == _POSSESSIVE:
-            lo, hi, sub = av
+            _, hi, sub = av
             unbounded = hi == C.MAXREPEAT
             if outer is not None and (unbounded or outer == "unbounded"):
                 msg = "nested quantifiers (a repeated group holds another repeat): can backtrack catastrophically"
