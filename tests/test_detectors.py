@@ -5,8 +5,7 @@ JSON settings: a key at any depth, with its semantics, also embedded in HTML. No
 platforms use, and what is not a notice. Robustness: broken or hostile bodies never raise, never invent a
 finding, and the work is bounded. A hypothesis fuzz of `detect` on a rule host.
 
-TestKnownEngineBugs holds strict xfails: inputs the engine gets wrong today (see each reason). When the
-engine is fixed the XPASS fails the run: delete the mark then.
+TestEdgeCases holds inputs the engine once got wrong (found while writing these tests, then fixed).
 """
 
 from __future__ import annotations
@@ -590,67 +589,49 @@ def test_fuzz_markup_charsets_encodings(url, parts, charset, ct, enc, cut) -> No
 
 # --- known engine bugs -------------------------------------------------------------------------------
 
-class TestKnownEngineBugs:
-    """Inputs the engine gets wrong today. Strict xfails: fix the engine, then delete the mark."""
+class TestEdgeCases:
+    """Inputs the engine once got wrong: dates, escaped quotes, long dialogs, hidden content, hyphens."""
 
-    @pytest.mark.xfail(strict=True, reason="text.effective_date: the cue regex `(...|on|...)\\W*$` has no word boundary, so "
-                                           "'revision:' / 'version:' (ending in 'on') mark the date after them as the effective one")
     def test_effective_date_not_fooled_by_words_ending_in_on(self) -> None:
         body = notice_page("We're updating our Consumer Terms and Privacy Policy to train and improve our AI models. "
                            "Last revision: August 28, 2025. The new terms are effective September 28, 2025.")
         assert [f.effective_date for f in detect(CLAUDE, body).findings] == ["2025-09-28"]
 
-    @pytest.mark.xfail(strict=True, reason="text.effective_date: 'until' is taken as an effective-date cue, so a decision deadline "
-                                           "before the stated effective date wins ('take effect on' should outrank 'until')")
     def test_effective_date_prefers_take_effect_over_until(self) -> None:
         body = notice_page("We're updating our Consumer Terms to train our AI models on your chats. You have until October 8, 2025 "
                            "to make your choice. The new terms take effect on September 28, 2025.")
         assert [f.effective_date for f in detect(CLAUDE, body).findings] == ["2025-09-28"]
 
-    @pytest.mark.xfail(strict=True, reason="text.find_dates: no numeric day.month.year form ('03.11.2025'), common in EU notices")
     def test_effective_date_numeric_dmy(self) -> None:
         body = notice_page(LI_NOTICE.format(D="Effective 03.11.2025."))
         assert [f.effective_date for f in detect("https://www.linkedin.com/feed/", body).findings] == ["2025-11-03"]
 
-    @pytest.mark.xfail(strict=True, reason="json_settings._Q: quotes escaped as \\u0022 or \\x22 inside a JS string "
-                                           "(JSON.parse(\"{\\u0022key\\u0022:true}\")) are not recognised")
     @pytest.mark.parametrize("quote", ["\\u0022", "\\x22"])
     def test_json_key_with_unicode_escaped_quotes(self, quote: str) -> None:
         body = f'<html><script>var s = JSON.parse("{{{quote}allow_xai_data_sharing{quote}:true}}")</script></html>'
         assert kinds("https://x.com/home", body) == ["toggle_on"]
 
-    @pytest.mark.xfail(strict=True, reason="notices.MAX_NOTICE_CHARS: a dialog longer than 6000 characters is skipped, and the "
-                                           "paragraph inside it that says it all is not a candidate (no role/class hint)")
     def test_long_policy_dialog(self) -> None:
         body = notice_page("<h2>Updates to our terms</h2><p>We're updating our Consumer Terms and Privacy Policy so that we can train and "
                            "improve our AI models with your chats, effective 28 September 2025.</p>"
                            "<div>" + "Here is what else changes in the policy. " * 200 + "</div>")
         assert [f.kind for f in detect(CLAUDE, body).findings] == ["policy_update"]
 
-    @pytest.mark.xfail(strict=True, reason="notices.CHANGE_RX: 'we are changing how we use your data' names no policy document, "
-                                           "so an AI-training announcement without the words privacy/policy/terms/notice is missed")
     def test_change_announcement_without_a_policy_word(self) -> None:
         body = notice_page("We're changing how we use your data: from November 3, 2025 we will use it to train generative AI models.")
         assert kinds("https://www.linkedin.com/feed/", body) == ["policy_update"]
 
-    @pytest.mark.xfail(strict=True, reason="dom.is_hidden: <noscript> content is parsed as markup, but a browser with scripts "
-                                           "on never shows it")
     def test_noscript_fallback_is_not_visible(self) -> None:
         assert kinds(OPENAI, page("<noscript>" + _fill(NAMING["wrapping_label"], True) + "</noscript>")) == []
 
-    @pytest.mark.xfail(strict=True, reason="dom.is_hidden: inline visibility:hidden is not treated as hidden (display:none is)")
     def test_visibility_hidden(self) -> None:
         assert kinds(OPENAI, page('<div style="visibility: hidden">' + _fill(NAMING["wrapping_label"], True) + "</div>")) == []
 
-    @pytest.mark.xfail(strict=True, reason="text.norm: NFKC runs before the typographic map and turns U+2011 (non-breaking hyphen) "
-                                           "into U+2010 (hyphen), which the map does not know, so 'third\u2011party' never matches "
-                                           "'third-party' (the \\u2011 entry of _TRANSLATE is dead)")
     @pytest.mark.parametrize("hyphen", ["\u2011", "\u2010"])
     def test_non_breaking_hyphen_in_label(self, hyphen: str) -> None:
         body = page(f'<label for="s">Prevent third{hyphen}party sharing for catpictures</label><input id="s" type="checkbox">')
         assert kinds("https://www.tumblr.com/settings/blog/catpictures", body) == ["toggle_on"]
 
-    @pytest.mark.xfail(strict=True, reason="text.norm: a soft hyphen (&shy;, U+00AD) inside a label word breaks the match")
     def test_soft_hyphen_in_label(self) -> None:
         body = page('<label for="s">Prevent third-&shy;party sharing</label><input id="s" type="checkbox">')
         assert kinds("https://www.tumblr.com/settings/blog/catpictures", body) == ["toggle_on"]
@@ -659,14 +640,10 @@ class TestKnownEngineBugs:
 class TestRulePackNoticeTerms:
     """Rule-data issues, not engine bugs: some `notices.about` phrases are product names, not training words."""
 
-    @pytest.mark.xfail(strict=True, reason="pack: x.grok-training notices.about lists 'Grok' and 'xAI', so any terms update that "
-                                           "mentions Grok is reported as an AI-training policy update")
     def test_x_terms_update_about_grok_features(self) -> None:
         body = notice_page("We've updated our Terms of Service. Grok Imagine is now available to Premium subscribers.")
         assert kinds("https://x.com/home", body) == []
 
-    @pytest.mark.xfail(strict=True, reason="pack: github.copilot-training notices.about lists 'Copilot'; GitHub's frequent Copilot "
-                                           "billing/terms notices become AI-training policy updates")
     def test_github_copilot_billing_terms(self) -> None:
         body = notice_page("We are updating the GitHub Copilot Product Specific Terms to add premium request billing, effective June 4, 2025.",
                            '<div class="flash flash-warn" role="alert">{T}</div>')

@@ -9,12 +9,15 @@ import unicodedata
 _WS = re.compile(r"\s+")
 # Typographic characters platforms use in labels, mapped to what rule authors type.
 _TRANSLATE = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ",
-                            "\u2013": "-", "\u2014": "-", "\u2011": "-", "\u200b": ""})
+                            "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u200b": "",
+                            "\u00ad": ""})
 
 
 def norm(text: str) -> str:
-    """Lower-case, typographic quotes and dashes made plain, whitespace collapsed."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).translate(_TRANSLATE)).strip().lower()
+    """Lower-case, typographic quotes and dashes made plain, soft hyphens dropped, whitespace collapsed.
+
+    The map runs before NFKC as well as after: NFKC turns U+2011 into U+2010, which must end up as '-'."""
+    return _WS.sub(" ", unicodedata.normalize("NFKC", text.translate(_TRANSLATE)).translate(_TRANSLATE)).strip().lower()
 
 
 def words(text: str) -> list[str]:
@@ -73,11 +76,18 @@ _DATE_PATTERNS = [
     (re.compile(_MON + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})"), ("m", "d", "y")),
     # 3 November 2025 / 3rd of November, 2025
     (re.compile(r"(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MON + r",?\s+(\d{4})"), ("d", "m", "y")),
-    # 2025-11-03
-    (re.compile(r"(\d{4})-(\d{2})-(\d{2})"), ("y", "mn", "d")),
+    # 2025-11-03, 2025/11/03
+    (re.compile(r"(?<!\d)(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?!\d)"), ("y", "mn", "d")),
+    # 03.11.2025: day first, as European notices write it
+    (re.compile(r"(?<![\d.])(\d{1,2})\.(\d{1,2})\.(\d{4})(?!\d)"), ("d", "mn", "y")),
+    # 11/03/2025: month first (US) unless the first number cannot be a month
+    (re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4})(?!\d)"), ("mdy", "dmy", "y")),
 ]
-# Words that introduce the date a change takes effect; a date right after one wins over others.
-_EFFECTIVE = re.compile(r"(effective|take[sn]? effect|taking effect|from|starting|beginning|as of|on|until|updating|begin|start)\W*$")
+# Words that introduce the date a change takes effect. A date right after a strong cue wins; then one after a
+# weak cue; then the first date. ("until" is not a cue: "you have until <date> to choose" is a deadline.)
+_STRONG_CUE = re.compile(r"\b(?:effective|take[sn]? effect|taking effect|comes? into (?:force|effect)|as of|starting|"
+                         r"beginning|from)(?: on)?\W*$")
+_WEAK_CUE = re.compile(r"\b(?:on|begin|start|updating|updated)\W*$")
 
 
 def find_dates(text: str) -> list[tuple[int, dt.date]]:
@@ -86,6 +96,9 @@ def find_dates(text: str) -> list[tuple[int, dt.date]]:
     for rx, order in _DATE_PATTERNS:
         for m in rx.finditer(text):
             parts = dict(zip(order, m.groups()))
+            if "mdy" in parts:
+                a, b = parts.pop("mdy"), parts.pop("dmy")
+                parts["mn"], parts["d"] = (b, a) if int(a) > 12 else (a, b)
             try:
                 month = int(parts["mn"]) if "mn" in parts else _MONTHS[parts["m"].rstrip(".")]
                 out.append((m.start(), dt.date(int(parts["y"]), month, int(parts["d"]))))
@@ -101,7 +114,11 @@ def effective_date(text: str) -> str | None:
     dates = find_dates(t)
     if not dates:
         return None
+    weak = None
     for pos, d in dates:
-        if _EFFECTIVE.search(t[max(0, pos - 40):pos]):
+        before = t[max(0, pos - 40):pos]
+        if _STRONG_CUE.search(before):
             return d.isoformat()
-    return dates[0][1].isoformat()
+        if weak is None and _WEAK_CUE.search(before):
+            weak = d
+    return (weak or dates[0][1]).isoformat()

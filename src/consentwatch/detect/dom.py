@@ -51,6 +51,9 @@ def parse_regions(text: str, positions: list[int], before: int = BEFORE, after: 
         yield parse(text[s:e])
 
 
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
+
+
 def is_hidden(node: LexborNode) -> bool:
     """Hidden from everyone: the `hidden` attribute or aria-hidden on the node or an ancestor.
 
@@ -63,8 +66,12 @@ def is_hidden(node: LexborNode) -> bool:
         attrs = n.attributes
         if "hidden" in attrs or attrs.get("aria-hidden") == "true":
             return True
+        if n.tag in ("noscript", "template"):
+            return True  # a browser running scripts never shows <noscript>
         style = attrs.get("style")
-        if style and re.search(r"display\s*:\s*none", style) and n is not node:
+        if style and _HIDDEN_STYLE.search(style) and (n is not node or "visibility" in style):
+            # an inline display:none on the control itself is the common visually-hidden native checkbox
+            # behind a styled switch; on an ancestor it hides the whole setting
             return True
         n = n.parent
         depth += 1

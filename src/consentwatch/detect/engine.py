@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, Finding, clean_url
-from ..regions import applies
+from ..regions import applies, normalize_region
 from ..rules.model import Rule, RuleSet
 from .body import DEFAULT_MAX_BYTES, read_body
 from .discovery import Suggestion, discover
@@ -48,7 +48,7 @@ class Detector:
     def __init__(self, rules: RuleSet, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
                  discover: bool = True):
         self.rules = rules
-        self.region = region
+        self.region = normalize_region(region)  # "de" and "uk" mean DE and GB here too
         self.max_bytes = max_bytes
         self.discover = discover  # look for AI settings no rule knows (see detect/discovery.py)
 

@@ -69,12 +69,20 @@ def _is_control(node: LexborNode) -> bool:
 
 
 class _Names:
-    """Lazy indexes of one parsed document: ids and label[for]."""
+    """Lazy indexes of one parsed document: ids and label[for]. `far_ids`/`far_for` carry label texts found
+    in another window of the same page (a label far from its control)."""
 
-    def __init__(self, doc: LexborHTMLParser):
+    def __init__(self, doc: LexborHTMLParser, far_ids: dict[str, str] | None = None,
+                 far_for: dict[str, list[str]] | None = None):
         self.doc = doc
         self._ids: dict[str, LexborNode] | None = None
         self._for: dict[str, list[str]] | None = None
+        self.far_ids = far_ids or {}
+        self.far_for = far_for or {}
+
+    def text_by_id(self, ident: str) -> str | None:
+        node = self.by_id(ident)
+        return dom.text_of(node) if node is not None else self.far_ids.get(ident)
 
     def by_id(self, ident: str) -> LexborNode | None:
         if self._ids is None:
@@ -88,14 +96,14 @@ class _Names:
             self._for = {}
             for n in self.doc.css("label[for]"):
                 self._for.setdefault(n.attributes.get("for") or "", []).append(dom.text_of(n))
-        return self._for.get(ident, [])
+        return self._for.get(ident, []) + self.far_for.get(ident, [])
 
 
 def accessible_names(node: LexborNode, names: _Names) -> list[str]:
     attrs = node.attributes
     out: list[str] = []
     if ref := attrs.get("aria-labelledby"):
-        parts = [dom.text_of(t) for i in ref.split() if (t := names.by_id(i)) is not None]
+        parts = [t for i in ref.split() if (t := names.text_by_id(i)) is not None]
         out.append(" ".join(parts))
     if v := attrs.get("aria-label"):
         out.append(v)
@@ -123,9 +131,9 @@ def accessible_names(node: LexborNode, names: _Names) -> list[str]:
     return [n for n in out if n]
 
 
-def find_toggles(doc: LexborHTMLParser, rules: list[Rule]) -> list[ToggleHit]:
+def find_toggles(doc: LexborHTMLParser, rules: list[Rule], names: _Names | None = None) -> list[ToggleHit]:
     """Every visible control in `doc` whose name contains one of the rules' labels, with its state."""
-    names = _Names(doc)
+    names = names or _Names(doc)
     hits: list[ToggleHit] = []
     candidates = unique_controls(doc)
     for node in candidates:
@@ -158,15 +166,41 @@ REACH = 800  # how far a label phrase may extend around its anchor word in raw m
 
 
 def label_positions(low: str, rules: list[Rule]) -> list[int]:
-    """Where any of the rules' labels occur in lower-cased markup (anchor word found, phrase confirmed)."""
+    """Where any of the rules' labels occur in lower-cased markup (anchor word found, phrase confirmed).
+
+    Matches inside <head> (a <title> naming the setting) are skipped: no control lives there."""
+    head_end = low.find("</head>", 0, 1 << 20)
     positions = []
     for r in rules:
         for anchor, rx in r.label_finders:
             for p in occurrences(low, anchor, dom.MAX_WINDOWS):
+                if p < head_end:
+                    continue
                 m = rx.search(low, max(0, p - REACH), p + REACH)
                 if m:
                     positions.append(m.start())
     return positions
+
+
+MAX_LABEL_ELEMENT = 600  # an element with more text than this is a container, not a label
+
+
+def far_references(doc: LexborHTMLParser, rules: list[Rule]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Label elements in `doc` that point elsewhere: their id (for aria-labelledby) and their `for` target."""
+    by_id: dict[str, str] = {}
+    by_for: dict[str, list[str]] = {}
+    for n in doc.css("[id], label[for]"):
+        raw = dom.text_of(n, MAX_LABEL_ELEMENT + 1)
+        if not raw or len(raw) > MAX_LABEL_ELEMENT:
+            continue
+        t = norm(raw)
+        if not any(lab in t for r in rules for lab in r.labels_norm):
+            continue
+        if ident := n.attributes.get("id"):
+            by_id[ident] = raw
+        if n.tag == "label" and (target := n.attributes.get("for")):
+            by_for.setdefault(target, []).append(raw)
+    return by_id, by_for
 
 
 def detect_toggles(text: str, low: str, rules: list[Rule], path: str) -> list[ToggleHit]:
@@ -180,9 +214,21 @@ def detect_toggles(text: str, low: str, rules: list[Rule], path: str) -> list[To
     if len(low) != len(text):  # lower() changed lengths (rare scripts): positions are not exact
         return find_toggles(dom.parse(text), wanted)
     hits: list[ToggleHit] = []
+    far_ids: dict[str, str] = {}
+    far_for: dict[str, list[str]] = {}
     for doc in dom.parse_regions(text, positions):
-        hits.extend(find_toggles(doc, wanted))
-    if not hits and len(text) > 2 * (dom.BEFORE + dom.AFTER):
-        # a label was there but no control in its window (aria-labelledby far away): read the whole page
-        hits = find_toggles(dom.parse(text), wanted)
+        found = find_toggles(doc, wanted)
+        hits.extend(found)
+        if not found:
+            ids, fors = far_references(doc, wanted)
+            far_ids.update(ids)
+            far_for.update(fors)
+    if not hits and (far_ids or far_for):
+        # The label is here, its control elsewhere (aria-labelledby / label[for] across the page): go to where
+        # the control names that id, and read it there with the label's text.
+        refs = [p for ident in list(far_ids) + list(far_for)
+                for p in occurrences(low, ident.lower(), 8) if all(abs(p - q) > dom.BEFORE for q in positions)]
+        names_for = lambda doc: _Names(doc, far_ids, far_for)  # noqa: E731
+        for doc in dom.parse_regions(text, refs):
+            hits.extend(find_toggles(doc, wanted, names_for(doc)))
     return _dedupe(hits)

@@ -59,7 +59,7 @@ def walk_values(doc: object, keys: set[str]) -> dict[str, list[object]]:
     return found
 
 
-_Q = r'(?:"|\\"|&quot;|&#34;|&#x22;)'
+_Q = r'(?:"|\\"|&quot;|&#34;|&#x22;|\\u0022|\\x22)'
 
 
 def _scan_regex(key: str) -> re.Pattern[str]:

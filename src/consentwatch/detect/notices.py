@@ -29,14 +29,17 @@ MAX_NOTICE_CHARS = 6000
 _POLICY = (r"(?:privacy (?:policy|notice|statement)|user agreement|terms(?: of (?:service|use))?|"
            r"consumer terms|policies|data (?:use )?policy|privacy|policy|notice)")
 _CHANGE = (r"(?:updat\w*|chang\w*|revis\w*|amend\w*|new)")
+# "we're changing how we use your data" announces a change without naming a policy document
+_HOW_WE = r"how we (?:use|process|handle|share|collect)"
 CHANGE_RX = re.compile(
     rf"\b{_CHANGE}\W+(?:[\w'-]+\W+){{0,6}}?{_POLICY}\b|\b{_POLICY}\W+(?:[\w'-]+\W+){{0,6}}?{_CHANGE}"
+    rf"|\b{_CHANGE}\W+(?:[\w'-]+\W+){{0,3}}?{_HOW_WE}\b"
 )
 # Cookie banners talk about policy changes too; their policy words do not count.
 _COOKIE_POLICY = re.compile(r"cookie(?:s)?\s+(?:policy|notice|statement|settings|preferences)")
 # Cheap raw pre-check. Every notice names the document that changes, so look for those words first with a
 # plain find (fast), then for a change word and an about phrase near each hit (regex on a small slice only).
-POLICY_ANCHORS = ("privacy", "terms", "agreement", "polic")
+POLICY_ANCHORS = ("privacy", "terms", "agreement", "polic", "how we ")
 NEAR = 3000
 _RAW_CHANGE = re.compile(r"updat|chang|revis|amend")
 
@@ -69,27 +72,44 @@ def is_policy_change(text_norm: str) -> bool:
     return CHANGE_RX.search(_COOKIE_POLICY.sub(" ", text_norm)) is not None
 
 
+def _texts(node: LexborNode):
+    """(element, text) for a candidate; for a long one (a full-page dialog), its paragraphs instead."""
+    raw = node.text(deep=True, separator=" ", strip=True)
+    if len(raw) <= MAX_NOTICE_CHARS:
+        yield node, raw
+        return
+    for i, part in enumerate(node.css("p, li, section, div")):
+        if i >= 400:
+            return
+        t = part.text(deep=True, separator=" ", strip=True)
+        if t and len(t) <= MAX_NOTICE_CHARS:
+            yield part, t
+
+
 def find_notices(doc: LexborHTMLParser, rules: list[Rule]) -> list[NoticeHit]:
     best: dict[str, tuple[int, NoticeHit]] = {}
-    for node in _candidates(doc):
-        if node.tag in ("html", "body") or _quoted(node):
+    for container in _candidates(doc):
+        if container.tag in ("html", "body") or _quoted(container):
             continue
-        raw = node.text(deep=True, separator=" ", strip=True)
-        if not raw or len(raw) > MAX_NOTICE_CHARS:
-            continue  # a container the size of a page is not a notice
-        t = norm(raw)
-        if not is_policy_change(t):
-            continue
-        for rule in rules:
-            if rule.notice_about is None or not rule.notice_about.search(t):
-                continue
-            if dom.is_hidden(node):
-                break
-            hit = NoticeHit(rule, effective_date(raw))
-            # the smallest element that says it all is the notice itself
-            if rule.id not in best or len(raw) < best[rule.id][0]:
-                best[rule.id] = (len(raw), hit)
+        for node, raw in _texts(container):
+            _judge(node, raw, rules, best)
     return [h for _, h in best.values()]
+
+
+def _judge(node: LexborNode, raw: str, rules: list[Rule], best: dict) -> None:
+    if not raw:
+        return
+    t = norm(raw)
+    if not is_policy_change(t):
+        return
+    for rule in rules:
+        if rule.notice_about is None or not rule.notice_about.search(t):
+            continue
+        if dom.is_hidden(node):
+            return
+        # the smallest element that says it all is the notice itself
+        if rule.id not in best or len(raw) < best[rule.id][0]:
+            best[rule.id] = (len(raw), NoticeHit(rule, effective_date(raw)))
 
 
 def detect_notices(text: str, low: str, rules: list[Rule]) -> list[NoticeHit]:
