@@ -62,7 +62,7 @@
       .meta, .platform, .label, .note, .more, .close { color: #a8a29e; }
       li { color: #e7e5e4; } li > span { background: #292524; }
       .chip { background: #451a03; color: #fcd34d; }
-      button.primary { background: #2dd4bf; border-color: #2dd4bf; color: #042f2e; }
+      button.primary { background: #14b8a6; border-color: #14b8a6; color: #042f2e; }
       button.secondary { background: transparent; color: #e7e5e4; border-color: #57534e; }
       .close:hover { background: #292524; color: #fafaf9; }
     }`;
