@@ -1,7 +1,8 @@
 """`consentwatch run`: mitmproxy (regular mode) and the local API in one process, one asyncio loop, 127.0.0.1 only.
 
 TLS is intercepted only for the rule database's hosts (`allow_hosts`, kept in step with live rule reloads);
-every other host passes as an opaque tunnel. The mitmproxy CA lives in the data dir (`ca/`).
+every other host passes as an opaque tunnel. mitmproxy signs with the install's own CA (data dir `ca/`),
+whose Name Constraints permit only the rule domains (see ca.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mitmproxy import exceptions, master, options
 from mitmproxy.addons import keepserving, readfile
 
 from .addon import ConsentWatch
+from .ca import CA_CERT, CaError, CaStatus, ensure_ca, uncovered
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
 
@@ -28,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PROXY_HOST = "127.0.0.1"
 CA_DIR = "ca"
-CA_CERT = "mitmproxy-ca-cert.pem"
 
 # Options `run` decides itself: loopback only, rule hosts only. `--set` may not change them.
 FIXED_OPTIONS = {
@@ -50,6 +51,7 @@ class RunConfig:
     api_port: int = 8765
     region: str | None = None
     sets: list[str] = field(default_factory=list)
+    renew_ca: bool = False
 
 
 class InterceptRuleHosts:
@@ -58,6 +60,8 @@ class InterceptRuleHosts:
     def __init__(self, cw: ConsentWatch, opts: options.Options):
         self.opts = opts
         self.on_change: list[Callable[[RuleSet], None]] = []
+        self.ca: CaStatus | None = None  # the install's constrained CA, when run manages it
+        self._told: set[str] = set()
         cw.rule_listeners.append(self._later)
 
     def _later(self, rules: RuleSet) -> None:
@@ -73,6 +77,15 @@ class InterceptRuleHosts:
             self.opts.update(allow_hosts=[regex])
             log.info("intercepting %d hosts of %d rules; all other hosts are tunnelled untouched",
                      len(rules.host_patterns()), len(rules))
+        if self.ca is not None:
+            missing = uncovered(self.ca.permitted, rules.host_patterns())
+            new = [d for d in missing if d not in self._told]
+            if new:
+                self._told.update(new)
+                log.warning("the rules now cover %s, which the CA may not sign for: browsers will refuse %s until you "
+                            "renew the CA (stop consentwatch, run `consentwatch run --renew-ca`, trust the new %s "
+                            "and remove the old one)", ", ".join(new), "it" if len(new) == 1 else "them",
+                            self.ca.cert_path)
         for fn in self.on_change:
             fn(rules)
 
@@ -96,8 +109,10 @@ def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer
     except OSError as e:
         raise RunError(f"cannot create {confdir}: {e.strerror or e}") from None
     # confdir first, so mitmproxy never writes a CA to ~/.mitmproxy
+    # upstream_cert off: leaf certificates name only the host asked for, never the origin certificate's other
+    # names, which the CA's name constraints would not permit.
     opts = options.Options(confdir=str(confdir), listen_host=PROXY_HOST, listen_port=cfg.proxy_port,
-                           mode=["regular"])
+                           mode=["regular"], upstream_cert=False)
     m = master.Master(opts, with_termlog=False)
     m.addons.add(*mitm_addons.default_addons())
     m.addons.add(keepserving.KeepServing(), readfile.ReadFile())
@@ -131,6 +146,11 @@ def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer
         raise RunError("consentwatch run listens on 127.0.0.1 only")
     if cw.watch is None:
         raise RunError("consentwatch did not start (no data dir)")
+    if Path(opts.confdir).expanduser() == confdir:
+        try:
+            hosts.ca = ensure_ca(confdir, cw.watch.rules.host_patterns(), renew=cfg.renew_ca)
+        except CaError as e:
+            raise RunError(str(e)) from None
     hosts.apply(cw.watch.rules)
     return m, cw, api, hosts
 
@@ -164,8 +184,9 @@ async def _start_proxy(m: master.Master) -> tuple[str, int]:
     return addrs[0][0], addrs[0][1]
 
 
-def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWatch) -> str:
-    ca = cfg.data_dir / CA_DIR / CA_CERT
+def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWatch,
+           status: CaStatus | None = None, confdir: str | None = None) -> str:
+    ca = status.cert_path if status else Path(confdir or cfg.data_dir / CA_DIR).expanduser() / CA_CERT
     rules = cw.watch.rules
     lines = [
         "consentwatch is running (Ctrl+C stops it).",
@@ -179,7 +200,21 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
     lines += [
         f"  Data:    {cfg.data_dir}",
         f"  CA cert: {ca}",
-        "    Trust it once in your browser, then only the rule hosts are signed with it:",
+    ]
+    if status is None:
+        lines.append("    (your own confdir: this CA is not limited to the rule domains by consentwatch)")
+    else:
+        lines.append(f"    This install's own CA: it can sign only for {len(status.permitted)} rule domains "
+                     "(X.509 name constraints), never for your bank.")
+        if status.replaced_unconstrained:
+            lines.append("    It replaces an unrestricted mitmproxy CA found there: remove that one from your trust store.")
+        elif status.created and cfg.renew_ca:
+            lines.append("    It was just renewed: trust the new certificate and remove the old one.")
+        if status.uncovered:
+            lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added by a newer rule pack): "
+                         "restart with --renew-ca and trust the new certificate.")
+    lines += [
+        "    Trust it once in your browser:",
         f"      Chrome/Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n consentwatch -i {ca}",
         "      Firefox: Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import",
         f"      macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}",
@@ -220,7 +255,7 @@ async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None 
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    print(banner(cfg, proxy, api, cw), file=out, flush=True)
+    print(banner(cfg, proxy, api, cw, _hosts.ca, m.options.confdir), file=out, flush=True)
     if on_started:
         on_started()
     await m.run()

@@ -28,6 +28,8 @@ def register(sub) -> None:
     add_region(p)
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    help="any mitmproxy option, as with mitmdump --set (repeatable), e.g. server_replay=FILE.flow")
+    p.add_argument("--renew-ca", action="store_true",
+                   help="make a new CA for the current rule domains (then trust it and remove the old one)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=run)
 
@@ -43,5 +45,5 @@ def run(args) -> int:
     except CliError as e:
         return fail(str(e))
     cfg = RunConfig(data_dir=directory, proxy_port=proxy_port, api_port=api_port, region=region,
-                    sets=list(args.sets))
+                    sets=list(args.sets), renew_ca=args.renew_ca)
     return run_live(cfg, verbose=args.verbose)
