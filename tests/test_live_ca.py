@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from consentwatch.ca import CA_CERT, CA_PEM, covers, ensure_ca, permitted_of, uncovered, wanted_domains
+from consentwatch.ca import CA_CERT, CA_PEM, PUBLIC_CERT, covers, ensure_ca, permitted_of, uncovered, wanted_domains
 from consentwatch.live import RunConfig, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
@@ -45,6 +45,7 @@ def test_ca_is_constrained_private_and_kept(tmp_path):
     assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
     again = ensure_ca(tmp_path, HOSTS)
     assert not again.created and (tmp_path / CA_CERT).read_bytes() == cert.public_bytes(Encoding.PEM)
+    assert (tmp_path / PUBLIC_CERT).read_bytes() == cert.public_bytes(Encoding.PEM) and again.cert_path.name == PUBLIC_CERT
     # openssl lists the constraints (how the issue is checked)
     if shutil.which("openssl"):
         text = subprocess.run(["openssl", "x509", "-in", str(tmp_path / CA_CERT), "-noout", "-text"],
@@ -96,7 +97,8 @@ def test_renew_ca_flag_and_banner(tmp_path):
     data.mkdir()
     r = start_run(data, None)
     first = (data / "ca" / CA_CERT).read_bytes()
-    assert "rule domains" in r.output() and str(data / "ca" / CA_CERT) in r.output()
+    assert "rule domains" in r.output() and str(data / "ca" / PUBLIC_CERT) in r.output()
+    assert f"token:       {r.token}" in r.output()
     assert r.stop() == 0
     r = start_run(data, None, "--renew-ca")
     try:
@@ -179,7 +181,7 @@ def test_chromium_trusts_the_ca_for_rule_domains_only(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
     run = start_run(data, recording)
-    home = _trusting_home(tmp_path, data / "ca" / CA_CERT, "consentwatch")
+    home = _trusting_home(tmp_path, data / "ca" / PUBLIC_CERT, "consentwatch")
     procs = []
     try:
         with sync_playwright() as pw:

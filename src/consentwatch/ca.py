@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 BASENAME = "mitmproxy"  # mitmproxy's file names, so `confdir` finds them
 CA_PEM = f"{BASENAME}-ca.pem"  # key + certificate (0600)
-CA_CERT = f"{BASENAME}-ca-cert.pem"  # the certificate users trust
+CA_CERT = f"{BASENAME}-ca-cert.pem"  # the certificate, as mitmproxy names it
+PUBLIC_CERT = "consentwatch-ca-cert.pem"  # the same certificate, under the name users are told to trust
 VALIDITY = dt.timedelta(days=3 * 365)
 KEY_SIZE = 2048
 # No permitted subtree for IP addresses means "any IP": exclude them all explicitly.
@@ -114,6 +115,7 @@ def create_ca(confdir: Path, domains: list[str]) -> x509.Certificate:
     confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # the public files first, the key+cert mitmproxy loads last: a crash in between leaves the old CA in force
     atomic_write(confdir / CA_CERT, cert_pem, 0o644)
+    atomic_write(confdir / PUBLIC_CERT, cert_pem, 0o644)
     atomic_write(confdir / f"{BASENAME}-ca-cert.cer", cert_pem, 0o644)
     atomic_write(confdir / f"{BASENAME}-ca-cert.p12",
                  pkcs12.serialize_key_and_certificates(b"consentwatch", None, cert, None,
@@ -158,7 +160,17 @@ def ensure_ca(confdir: Path, host_patterns: list[str], renew: bool = False) -> C
             mode = os.stat(confdir / CA_PEM).st_mode & 0o777
             if mode != 0o600:
                 raise CaError(f"{confdir / CA_PEM} is mode {mode:o}, not 600")
+        public = cert.public_bytes(serialization.Encoding.PEM)
+        if not created and _read_or_none(confdir / PUBLIC_CERT) != public:
+            atomic_write(confdir / PUBLIC_CERT, public, 0o644)
     except OSError as e:
         raise CaError(f"cannot write the CA in {confdir}: {e.strerror or e}") from None
     permitted = permitted_of(cert) or []
-    return CaStatus(confdir / CA_CERT, permitted, created, replaced, uncovered(permitted, host_patterns))
+    return CaStatus(confdir / PUBLIC_CERT, permitted, created, replaced, uncovered(permitted, host_patterns))
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None

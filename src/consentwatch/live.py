@@ -217,14 +217,14 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
         "    Trust it once in your browser:",
         f"      Chrome/Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n consentwatch -i {ca}",
         "      Firefox: Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import",
-        f"      macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca}",
+        f"      macOS: security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db {ca}",
         f"      Windows: certutil -addstore root {ca}",
     ]
     if api.port:
         lines += [
             "  Pair the browser extension: open its options page and enter",
             f"      API address: http://{API_HOST}:{api.port}",
-            f"      token:       the output of `consentwatch token --data-dir {cfg.data_dir}`",
+            f"      token:       {api.token()}   (again any time: consentwatch token --data-dir {cfg.data_dir})",
             "    The extension then sends only the rule hosts to this proxy (PAC from /v1/proxy.pac).",
         ]
     return "\n".join(lines)
