@@ -271,8 +271,13 @@ def timeline_svg(report: dict) -> str:
                          f'stroke="{NOTICE}" stroke-width="2" stroke-dasharray="4 3"/>')
             if eff:
                 x = scale.x(_day(eff))
-                g.append(f'<path class="mark-notice" d="M{x},{lane - 7} L{x + 7},{lane} L{x},{lane + 7} L{x - 7},{lane} Z" '
-                         f'fill="{NOTICE}" stroke="#fff" stroke-width="1.2"/>')
+                if _day(eff) < scale.t0:  # in effect since before the picture starts: an arrow to the left
+                    x = X0 + 8
+                    g.append(f'<path class="mark-notice" d="M{x - 8},{lane} L{x + 2},{lane - 6} L{x + 2},{lane + 6} Z" '
+                             f'fill="{NOTICE}"/>')
+                else:
+                    g.append(f'<path class="mark-notice" d="M{x},{lane - 7} L{x + 7},{lane} L{x},{lane + 7} '
+                             f'L{x - 7},{lane} Z" fill="{NOTICE}" stroke="#fff" stroke-width="1.2"/>')
                 label = ("takes effect " if n["days_left"] else "in effect since ") + fmt_date(n["effective_date"])
                 tw = _text_w(label)
                 if x > X0 + (X1 - X0) * 0.55:
@@ -296,9 +301,13 @@ def timeline_svg(report: dict) -> str:
 
     out.append(f'<line x1="{x_today}" y1="{TOP - 8}" x2="{x_today}" y2="{axis_y}" stroke="{INK}" '
                f'stroke-width="1.2" stroke-dasharray="3 3"/>')
-    anchor = "end" if x_today > X1 - 30 else "middle"
-    out.append(f'<text x="{x_today}" y="{TOP - 12}" text-anchor="{anchor}" font-size="12" font-weight="600" '
-               f'fill="{INK}" {HALO}>Today, {_e(fmt_date(report["today"]))}</text>')
+    today_label = f"Today, {fmt_date(report['today'])}"
+    half = _text_w(today_label, 12) * 1.08 / 2  # bold is wider
+    anchor = "end" if x_today + half > W - 4 else "start" if x_today - half < 4 else "middle"
+    tx = x_today + (6 if anchor == "end" else -6 if anchor == "start" else 0)  # "end" near the edge: keep on page
+    tx = min(tx, W - 4) if anchor == "end" else tx
+    out.append(f'<text x="{round(tx, 1)}" y="{TOP - 12}" text-anchor="{anchor}" font-size="12" font-weight="600" '
+               f'fill="{INK}" {HALO}>{_e(today_label)}</text>')
 
     # legend, wrapped onto as many lines as it needs
     lx, ly = X0 - 100, axis_y + AXIS_H + 10
