@@ -55,3 +55,23 @@ def test_bad_region_option_is_refused(data_dir):
             assert "ISO country code" in str(e)
         else:
             raise AssertionError("bad region accepted")
+
+
+def test_detection_error_never_touches_the_flow_and_is_counted_once(data_dir, monkeypatch, caplog):
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, consentwatch_data_dir=str(data_dir))
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("detector bug with SECRET_PAGE_TEXT")
+
+        monkeypatch.setattr(a.watch.detector, "detect", boom)
+        flows = [make_flow(LINKEDIN_URL, linkedin_page(True)) for _ in range(5)]
+        states = [f.get_state() for f in flows]
+        run_flows(a, flows)
+        assert [f.get_state() for f in flows] == states
+        assert all(f.error is None and f.response is not None for f in flows)
+        assert sum(a.watch.errors.values()) == 5
+        logged = [r for r in caplog.records if "detection failed" in r.getMessage()]
+        assert len(logged) == 1  # once per rule set, then counted
+        assert "SECRET_PAGE_TEXT" not in caplog.text  # the exception's text is not logged, only its type
