@@ -3,7 +3,7 @@
 The page is written by the real `consentwatch report --out`, opened from disk with JavaScript switched
 off (it must need none) and every request watched (it must load nothing). Screenshots land in
 tests/artifacts/ (git-ignored) for people to look at: report.png, report-print.png, report-mobile.png,
-report-empty.png, report-200-changes.png, and report.pdf.
+report-empty.png, report-200-changes.png, report-fixtures.png, and report.pdf.
 
 Under CI (CI=true) a missing Chromium or Playwright fails; elsewhere it skips with the reason.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, cli
-from test_report import T0, days, fill
+from test_report import T0, _fixture_flows, days, fill
 
 pytestmark = pytest.mark.browser
 
@@ -108,6 +108,15 @@ def _visible_at_centre(page, locator) -> bool:
         "(el, [x, y]) => { const h = document.elementFromPoint(x, y); return h === el || el.contains(h); }", [x, y])
 
 
+def _all_text_inside(svg) -> list[str]:
+    """Every label of the picture lies inside it (nothing clipped at an edge)."""
+    return svg.evaluate("""svg => { const b = svg.getBoundingClientRect(); const out = [];
+        for (const t of svg.querySelectorAll('text')) { const r = t.getBoundingClientRect();
+          if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1)
+            out.push(t.textContent); }
+        return out; }""")
+
+
 def test_report_renders_with_timeline_and_platforms(browser, story_html):
     o = Opened(browser, story_html)
     try:
@@ -131,6 +140,7 @@ def test_report_renders_with_timeline_and_platforms(browser, story_html):
         assert svg.locator("path.mark-reenable").count() == 1
         assert svg.locator("path.mark-notice").count() == 1
         assert svg.get_by_text("Today, 25 Oct 2025").is_visible()
+        assert _all_text_inside(svg) == []
         # the facts a person needs at a glance
         li = page.locator('article[data-platform="linkedin"]')
         for text in ("Training ON", "Re-enabled after you opted out", "Policy change in 9 days",
@@ -194,6 +204,7 @@ def test_two_hundred_changes_render_compactly(browser, data_dir, tmp_path):
         assert svg.is_visible()
         assert svg.locator("rect[class^=seg-]").count() < 40
         assert svg.get_by_text("re-enabled 99 times after you opted out").is_visible()
+        assert _all_text_inside(svg) == []
         history = page.locator('article[data-platform="linkedin"] details.history')
         assert not history.locator("table").first.is_visible()  # folded until asked for
         history.locator("summary").click()  # <details> opens without any script
@@ -203,5 +214,27 @@ def test_two_hundred_changes_render_compactly(browser, data_dir, tmp_path):
         assert height < 4000, f"the page grew to {height}px"
         o.self_contained()
         o.shot("report-200-changes.png")
+    finally:
+        o.close()
+
+
+def test_report_over_the_recorded_fixtures(browser, data_dir, tmp_path):
+    """LinkedIn, X and WordPress.com recordings replayed, then the page as a user opens it."""
+    flows = _fixture_flows()
+    if not flows:
+        _missing("no recorded fixture flows under tests/fixtures/{linkedin,x,wordpress}")
+    res = cli("replay", "--data-dir", str(data_dir), *map(str, flows))
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "fixtures.html"
+    assert cli("report", "--data-dir", str(data_dir), "--out", str(out)).returncode == 0
+    o = Opened(browser, out)
+    try:
+        svg = o.page.locator("svg.timeline")
+        assert svg.is_visible() and _all_text_inside(svg) == []
+        for name in ("LinkedIn", "X", "WordPress.com"):
+            assert o.page.locator("article.platform h3").get_by_text(name, exact=True).is_visible(), name
+            assert svg.locator("text").get_by_text(name, exact=True).first.is_visible(), name
+        o.self_contained()
+        o.shot("report-fixtures.png")
     finally:
         o.close()
