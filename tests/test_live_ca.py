@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -88,6 +89,10 @@ async def test_run_uses_the_constrained_ca_and_warns_when_a_pack_adds_a_domain(t
         assert await cw.check_rules()
         await asyncio.sleep(0)
         assert any("newplatform.example" in r.getMessage() and "--renew-ca" in r.getMessage() for r in caplog.records)
+        # until renewed, the new host is tunnelled (a certificate the browser would refuse is never presented)
+        (regex,) = m.options.allow_hosts
+        assert not re.search(regex, "www.newplatform.example:443") and re.search(regex, "www.linkedin.com:443")
+        assert "www.newplatform.example" not in hosts.intercepted
     finally:
         await cw.done()
 

@@ -11,6 +11,7 @@ import asyncio
 import errno
 import logging
 import os
+import re
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from mitmproxy import exceptions, master, options
 from mitmproxy.addons import keepserving, readfile
 
 from .addon import ConsentWatch
-from .ca import CA_CERT, CaError, CaStatus, ensure_ca, uncovered
+from .ca import CA_CERT, CaError, CaStatus, covers, ensure_ca, uncovered
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
 
@@ -62,6 +63,7 @@ class InterceptRuleHosts:
         self.on_change: list[Callable[[RuleSet], None]] = []
         self.ca: CaStatus | None = None  # the install's constrained CA, when run manages it
         self._told: set[str] = set()
+        self.intercepted: list[str] = []
         cw.rule_listeners.append(self._later)
 
     def _later(self, rules: RuleSet) -> None:
@@ -72,22 +74,35 @@ class InterceptRuleHosts:
             pass
 
     def apply(self, rules: RuleSet) -> None:
+        patterns = rules.host_patterns()
         regex = rules.allow_hosts_regex()
-        if list(self.opts.allow_hosts) != [regex]:
-            self.opts.update(allow_hosts=[regex])
-            log.info("intercepting %d hosts of %d rules; all other hosts are tunnelled untouched",
-                     len(rules.host_patterns()), len(rules))
         if self.ca is not None:
-            missing = uncovered(self.ca.permitted, rules.host_patterns())
+            missing = uncovered(self.ca.permitted, patterns)
+            if missing:
+                # the browser would refuse our certificates for these: tunnel them (the page keeps working,
+                # uninspected) until the CA is renewed
+                patterns = [h for h in patterns if any(covers(p, h) for p in self.ca.permitted)]
+                regex = hosts_regex(patterns)
             new = [d for d in missing if d not in self._told]
             if new:
                 self._told.update(new)
-                log.warning("the rules now cover %s, which the CA may not sign for: browsers will refuse %s until you "
-                            "renew the CA (stop consentwatch, run `consentwatch run --renew-ca`, trust the new %s "
-                            "and remove the old one)", ", ".join(new), "it" if len(new) == 1 else "them",
+                log.warning("the rules now cover %s, which this install's CA may not sign for: tunnelled, not "
+                            "inspected, until you renew the CA (stop consentwatch, run `consentwatch run "
+                            "--renew-ca`, trust the new %s and remove the old one)", ", ".join(new),
                             self.ca.cert_path)
+        if list(self.opts.allow_hosts) != [regex]:
+            self.opts.update(allow_hosts=[regex])
+            log.info("intercepting %d hosts of %d rules; all other hosts are tunnelled untouched",
+                     len(patterns), len(rules))
+        self.intercepted = patterns
         for fn in self.on_change:
             fn(rules)
+
+
+def hosts_regex(patterns: list[str]) -> str:
+    """allow_hosts for a subset of the rule hosts (same form as RuleSet.allow_hosts_regex)."""
+    alts = [r"(?:[a-z0-9-]+\.)+" + re.escape(h[2:]) if h.startswith("*.") else re.escape(h) for h in patterns]
+    return r"^(?:" + "|".join(alts) + r")(?::\d+)?$"
 
 
 def _check_sets(sets: list[str]) -> None:
@@ -184,13 +199,14 @@ async def _start_proxy(m: master.Master) -> tuple[str, int]:
     return addrs[0][0], addrs[0][1]
 
 
-def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWatch,
-           status: CaStatus | None = None, confdir: str | None = None) -> str:
+def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWatch, hosts: InterceptRuleHosts,
+           confdir: str | None = None) -> str:
+    status = hosts.ca
     ca = status.cert_path if status else Path(confdir or cfg.data_dir / CA_DIR).expanduser() / CA_CERT
     rules = cw.watch.rules
     lines = [
         "consentwatch is running (Ctrl+C stops it).",
-        f"  Proxy:   http://{proxy[0]}:{proxy[1]}  - decrypts only {len(rules.host_patterns())} hosts of "
+        f"  Proxy:   http://{proxy[0]}:{proxy[1]}  - decrypts only {len(hosts.intercepted)} hosts of "
         f"{len(rules)} rules; all other traffic is tunnelled untouched",
     ]
     if api.port:
@@ -211,8 +227,8 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
         elif status.created and cfg.renew_ca:
             lines.append("    It was just renewed: trust the new certificate and remove the old one.")
         if status.uncovered:
-            lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added by a newer rule pack): "
-                         "restart with --renew-ca and trust the new certificate.")
+            lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added by a newer rule pack), "
+                         "so those are tunnelled, not inspected: restart with --renew-ca and trust the new certificate.")
     lines += [
         "    Trust it once in your browser:",
         f"      Chrome/Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n consentwatch -i {ca}",
@@ -233,7 +249,7 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
 async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM. Raises RunError (before anything listens, or right after) on bad input."""
     out = out or sys.stdout
-    m, cw, api, _hosts = build_master(cfg)
+    m, cw, api, hosts = build_master(cfg)
     proxy = await _start_proxy(m)
     try:
         await api.start()
@@ -255,7 +271,7 @@ async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None 
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    print(banner(cfg, proxy, api, cw, _hosts.ca, m.options.confdir), file=out, flush=True)
+    print(banner(cfg, proxy, api, cw, hosts, m.options.confdir), file=out, flush=True)
     if on_started:
         on_started()
     await m.run()
