@@ -203,16 +203,35 @@ def test_shipped_pack_imports_without_trust(tmp_path, data_dir):
     assert r.returncode == 0, r.stderr
 
 
-def test_import_with_new_hosts_says_to_renew_the_ca(tmp_path, data_dir):
-    (data_dir / "ca").mkdir()
+def test_import_with_new_hosts_says_whether_the_ca_must_be_renewed(tmp_path, data_dir):
+    from consentwatch import ca
+    from consentwatch.rules.model import load_pack
+
     pack = shipped_pack()
     pack["rules"].append(new_rule())
     f = write_pack(tmp_path / "p.json", pack)
+    # no CA yet: the next run makes one that covers the new hosts
     r = cli("rules", "import", str(f), "--allow-unsigned", "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
-    assert "new hosts: www.example.org" in r.stdout
-    assert "renew" in r.stdout and ("consentwatch ca renew" in r.stdout or str(data_dir / "ca") in r.stdout)
-    assert "trust" in r.stdout
+    assert "new hosts: www.example.org" in r.stdout and "next `consentwatch run`" in r.stdout
+
+    # a CA made for the shipped rules does not cover example.org: renew and re-trust
+    other = tmp_path / "with-ca"
+    ca.create_ca(other / "ca", ca.wanted_domains(load_pack(shipped_pack()).host_patterns()))
+    r = cli("rules", "import", str(f), "--allow-unsigned", "--data-dir", str(other))
+    assert r.returncode == 0, r.stderr
+    assert "Your CA does not cover www.example.org" in r.stdout
+    assert "consentwatch run --renew-ca" in r.stdout or "consentwatch ca renew" in r.stdout
+    assert "trust the new CA certificate" in r.stdout and "remove the old one" in r.stdout
+
+    # a new host under a domain the CA already covers: nothing to renew
+    covered = shipped_pack()
+    covered["rules"][0]["hosts"].append("m.linkedin.com")
+    g = write_pack(tmp_path / "covered.json", covered)
+    third = tmp_path / "third"
+    ca.create_ca(third / "ca", ca.wanted_domains(load_pack(shipped_pack()).host_patterns()))
+    r = cli("rules", "import", str(g), "--allow-unsigned", "--data-dir", str(third))
+    assert r.returncode == 0 and "new hosts: m.linkedin.com" in r.stdout and "already covers" in r.stdout
 
 
 def test_sign_refuses_invalid_packs_and_bad_keys(tmp_path):
@@ -337,20 +356,24 @@ def test_rules_test_shipped_pack_is_green():
     assert f"{len(pack['rules'])} rule(s): {len(pack['rules'])} passed, 0 failed" in r.stdout
 
 
-def test_ca_advice_names_ca_renew_only_when_it_exists(monkeypatch, tmp_path):
+def test_ca_advice_follows_the_commands_this_build_has(monkeypatch, tmp_path):
     import argparse
 
     from consentwatch import cli as cli_pkg
     from consentwatch.cli import rules_cmd
 
-    def parser_with_renew():
+    assert "consentwatch run --renew-ca" in rules_cmd._ca_advice(tmp_path)  # what `run` offers today
+
+    def parser(with_ca_renew: bool):
         p = argparse.ArgumentParser(prog="consentwatch")
         sub = p.add_subparsers(dest="command")
-        ca = sub.add_parser("ca")
-        ca.add_subparsers(dest="ca_command").add_parser("renew")
+        sub.add_parser("run")
+        if with_ca_renew:
+            sub.add_parser("ca").add_subparsers(dest="ca_command").add_parser("renew")
         return p
 
-    assert "consentwatch ca renew" not in rules_cmd._ca_advice(tmp_path)
-    assert str(tmp_path / "ca") in rules_cmd._ca_advice(tmp_path)
-    monkeypatch.setattr(cli_pkg, "build_parser", parser_with_renew)
+    monkeypatch.setattr(cli_pkg, "build_parser", lambda: parser(True))
     assert "consentwatch ca renew" in rules_cmd._ca_advice(tmp_path)
+    monkeypatch.setattr(cli_pkg, "build_parser", lambda: parser(False))
+    advice = rules_cmd._ca_advice(tmp_path)
+    assert str(tmp_path / "ca") in advice and "renew" not in advice

@@ -343,21 +343,55 @@ def cmd_sign(args) -> int:
 
 # -- import ----------------------------------------------------------------------------------------
 
-def _ca_advice(data_dir: Path) -> str:
-    """How to renew the CA: `consentwatch ca renew` when this build has it, else remove the CA dir."""
+def _has_command(path: list[str], option: str | None = None) -> bool:
+    """Does this build's CLI have `consentwatch <path...>` (and, if given, that option)?"""
     try:
         from . import build_parser
         parser = build_parser()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        ca = sub.choices.get("ca")
-        has_renew = ca is not None and any(
-            isinstance(a, argparse._SubParsersAction) and "renew" in a.choices for a in ca._actions)
+        for name in path:
+            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+            parser = sub.choices[name]
+        return option is None or option in parser._option_string_actions
     except Exception:  # noqa: BLE001 - advice only
-        has_renew = False
-    trust = "then trust the new CA certificate in your browser again (and remove the old one)"
-    if has_renew:
+        return False
+
+
+def _ca_advice(data_dir: Path) -> str:
+    """How to renew the CA with what this build offers."""
+    cert = data_dir / "ca" / "consentwatch-ca-cert.pem"
+    trust = f"then trust the new CA certificate ({cert}) in your browser and remove the old one"
+    if _has_command(["ca", "renew"]):
         return f"run `consentwatch ca renew --data-dir {data_dir}`, {trust}"
+    if _has_command(["run"], "--renew-ca"):
+        return f"stop `consentwatch run` and start it again with `consentwatch run --renew-ca`, {trust}"
     return f"stop `consentwatch run`, delete {data_dir / 'ca'}, start `consentwatch run` again, {trust}"
+
+
+def _ca_note(data_dir: Path, rules) -> str:
+    """What the new hosts of an imported pack mean for the install's CA (name-constrained to the rule domains)."""
+    ca_dir = data_dir / "ca"
+    try:
+        from .. import ca as ca_mod
+    except ImportError:  # a build without the constrained CA
+        ca_mod = None
+    if ca_mod is not None:
+        try:
+            cert = ca_mod.read_ca(ca_dir)
+        except Exception:  # noqa: BLE001 - unreadable: say what we would say without one
+            cert = None
+        if cert is None:
+            return "The new hosts are intercepted from the next `consentwatch run` (it makes a CA that covers them)."
+        permitted = ca_mod.permitted_of(cert)
+        missing = ca_mod.wanted_domains(rules.host_patterns()) if permitted is None else \
+            ca_mod.uncovered(permitted, rules.host_patterns())
+        if not missing:
+            return "Your CA already covers the new hosts: nothing to renew."
+        return (f"Your CA does not cover {', '.join(missing)}: until it is renewed and re-trusted those hosts are "
+                f"tunnelled, not inspected. To renew it, {_ca_advice(data_dir)}.")
+    if not ca_dir.exists():
+        return "The new hosts are intercepted from the next `consentwatch run` (its CA is created then)."
+    return (f"The new hosts need a renewed CA: the CA you trusted only covers the old rule domains. "
+            f"To renew it, {_ca_advice(data_dir)}.")
 
 
 def cmd_import(args) -> int:
@@ -426,12 +460,7 @@ def cmd_import(args) -> int:
     for note in rules.skipped:
         print(f"  note: {note}")
     if changes.new_hosts:
-        ca_dir = data_dir / "ca"
-        if ca_dir.exists():
-            print(f"  The new hosts need a renewed CA: the CA you trusted only covers the old rule domains. "
-                  f"To renew it, {_ca_advice(data_dir)}.")
-        else:
-            print("  The new hosts are intercepted from the next `consentwatch run` (its CA is created then).")
+        print(f"  {_ca_note(data_dir, rules)}")
     print("  A running `consentwatch run` picks up the new rules by itself.")
     return 0
 
