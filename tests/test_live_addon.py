@@ -177,7 +177,7 @@ async def test_reload_loop_runs_on_the_loop(data):
 # -- the master `run` builds -----------------------------------------------------------------------------
 
 async def test_run_master_intercepts_only_rule_hosts(data):
-    m, cw, api, hosts = build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
+    m, cw, api, hosts = await build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
     try:
         assert m.options.listen_host == "127.0.0.1" and m.options.mode == ["regular"]
         assert Path(m.options.confdir) == data / "ca"
@@ -203,14 +203,14 @@ async def test_run_master_intercepts_only_rule_hosts(data):
 @pytest.mark.parametrize("name", sorted(FIXED_OPTIONS))
 async def test_run_refuses_to_widen_interception(data, name):
     with pytest.raises(RunError):
-        build_master(RunConfig(data_dir=data, sets=[f"{name}=x"]))
+        await build_master(RunConfig(data_dir=data, sets=[f"{name}=x"]))
 
 
 async def test_run_master_bad_options(data):
     with pytest.raises(RunError, match="unknown option"):
-        build_master(RunConfig(data_dir=data, sets=["nope=1"]))
+        await build_master(RunConfig(data_dir=data, sets=["nope=1"]))
     with pytest.raises(RunError, match="consentwatch_region"):
-        build_master(RunConfig(data_dir=data, sets=["consentwatch_region=Narnia"]))
-    m, cw, _, _ = build_master(RunConfig(data_dir=data, sets=["server_replay_reuse=true", "anticache=true"]))
+        await build_master(RunConfig(data_dir=data, sets=["consentwatch_region=Narnia"]))
+    m, cw, _, _ = await build_master(RunConfig(data_dir=data, sets=["server_replay_reuse=true", "anticache=true"]))
     assert m.options.server_replay_reuse and m.options.anticache
     await cw.done()

@@ -77,7 +77,7 @@ def test_unconstrained_mitmproxy_ca_is_replaced(tmp_path):
 async def test_run_uses_the_constrained_ca_and_warns_when_a_pack_adds_a_domain(tmp_path, caplog):
     data = tmp_path / "d"
     data.mkdir()
-    m, cw, api, hosts = build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
+    m, cw, api, hosts = await build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
     try:
         assert Path(m.options.confdir) == data / "ca" and m.options.upstream_cert is False
         assert hosts.ca is not None and hosts.ca.uncovered == []

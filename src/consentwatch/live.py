@@ -115,8 +115,9 @@ def _check_sets(sets: list[str]) -> None:
             raise RunError(f"--set {name}: {FIXED_OPTIONS[name]}")
 
 
-def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer, InterceptRuleHosts]:
-    """The mitmproxy master with every option applied. Raises RunError for a bad option or data dir."""
+async def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer, InterceptRuleHosts]:
+    """The mitmproxy master with every option applied. Raises RunError for a bad option or data dir
+    (after closing what was started: the store, any detection worker)."""
     _check_sets(cfg.sets)
     confdir = cfg.data_dir / CA_DIR
     try:
@@ -135,6 +136,24 @@ def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer
     api = ApiServer(cw)
     hosts = InterceptRuleHosts(cw, opts)
     m.addons.add(cw, api, hosts)
+    try:
+        _configure(cfg, opts, cw, hosts, confdir)
+    except RunError:
+        await close_addons(cw, api)
+        raise
+    return m, cw, api, hosts
+
+
+async def close_addons(cw: ConsentWatch, api: ApiServer) -> None:
+    try:
+        await api.stop()
+        await cw.done()
+    except Exception as e:  # noqa: BLE001 - we are failing already; the first error is the one to show
+        log.debug("cleanup after a failed start: %s", e)
+
+
+def _configure(cfg: RunConfig, opts: options.Options, cw: ConsentWatch, hosts: "InterceptRuleHosts",
+               confdir: Path) -> None:
     try:
         opts.update(keepserving=True, consentwatch_data_dir=str(cfg.data_dir),
                     consentwatch_region=cfg.region or "", consentwatch_api_port=cfg.api_port)
@@ -167,7 +186,6 @@ def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, ApiServer
         except CaError as e:
             raise RunError(str(e)) from None
     hosts.apply(cw.watch.rules)
-    return m, cw, api, hosts
 
 
 def _one_line(e: BaseException) -> str:
@@ -249,12 +267,16 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
 async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None = None) -> int:
     """Run until SIGINT/SIGTERM. Raises RunError (before anything listens, or right after) on bad input."""
     out = out or sys.stdout
-    m, cw, api, hosts = build_master(cfg)
-    proxy = await _start_proxy(m)
+    m, cw, api, hosts = await build_master(cfg)
     try:
-        await api.start()
-    except ApiStartError as e:
-        raise RunError(str(e)) from None
+        proxy = await _start_proxy(m)
+        try:
+            await api.start()
+        except ApiStartError as e:
+            raise RunError(str(e)) from None
+    except RunError:
+        await close_addons(cw, api)
+        raise
 
     loop = asyncio.get_running_loop()
     signals_seen = 0
