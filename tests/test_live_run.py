@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from live_support import (EXT_ORIGIN, OFF_URL, RULE_ID, SETTINGS_URL, consentwatch_cmd, curl, default_recording,
-                          free_port, listening_sockets, settings_html, start_run)
+                          free_port, listening_sockets, settings_html, start_run, write_flows)
 
 pytestmark = pytest.mark.slow
 
@@ -484,3 +484,33 @@ def test_bad_input_is_one_line(tmp_path):
     assert _run_fails("--api-port", "http", *d)
     assert _run_fails(*ports, *d, "--region", "Narnia")
     assert "server_replay" in _run_fails(*ports, *d, "--set", f"server_replay={tmp_path / 'missing.flow'}")
+
+
+# -- the tool's own privacy ------------------------------------------------------------------------------
+
+async def test_nothing_private_is_kept_or_logged(tmp_path, data):
+    secrets = [b"QUERYSECRET", b"COOKIESECRET", b"AUTHSECRET", b"PAGETEXTSECRET"]
+    page = settings_html(True).replace(b"</body>", b"<p>PAGETEXTSECRET</p></body>")
+    recording = write_flows(tmp_path / "private.flow", [(SETTINGS_URL + "?trk=QUERYSECRET", page)])
+    r = start_run(data, recording)
+    try:
+        async with aiohttp.ClientSession() as s:
+            ws = await ws_connect(s, r)
+            await next_message(ws, "hello")
+            done = await asyncio.to_thread(curl, r.proxy, SETTINGS_URL + "?trk=QUERYSECRET",
+                                           "-H", "Cookie: sid=COOKIESECRET", "-H", "Authorization: Bearer AUTHSECRET")
+            assert done.returncode == 0 and b"PAGETEXTSECRET" in done.stdout
+            w = (await next_message(ws, "warning"))["warning"]
+            assert w["url"] == SETTINGS_URL  # never the query string
+            await ws.close()
+        assert r.get(f"/v1/warnings?token={r.token}")[0] == 200  # a token in the query string: not logged either
+    finally:
+        assert r.stop() == 0
+    logs = r.output().encode()
+    assert logs.count(r.token.encode()) == 1  # in the start-up banner (stdout) for pairing, never in a log line
+    for path in [p for p in data.rglob("*") if p.is_file()]:
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret not in content, (path, secret)
+    for secret in secrets:
+        assert secret not in logs, secret
