@@ -60,7 +60,8 @@ def test_bad_region_option_is_refused(data_dir):
 def test_detection_error_never_touches_the_flow_and_is_counted_once(data_dir, monkeypatch, caplog):
     a = ConsentWatch()
     with taddons.context(a) as tctx:
-        tctx.configure(a, consentwatch_data_dir=str(data_dir))
+        # in-process detection, so the test can break the detector it runs
+        tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_detect_process=False)
 
         def boom(*args, **kwargs):
             raise RuntimeError("detector bug with SECRET_PAGE_TEXT")

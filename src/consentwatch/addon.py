@@ -16,12 +16,14 @@ import concurrent.futures
 import datetime as dt
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
 from mitmproxy import ctx, exceptions, http
 
 from .detect.body import DEFAULT_MAX_BYTES
+from .offload import DetectorProcess
 from .paths import DataDirError, data_dir
 from .regions import RegionError, normalize_region
 from .rules.model import RuleSet
@@ -48,6 +50,9 @@ class ConsentWatch:
         # and never on the proxy's event loop.
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentwatch")
         self.pending: set[concurrent.futures.Future] = set()
+        # With consentwatch_detect_process on, detection itself runs in a worker process (see offload.py);
+        # the thread above then only stores what it finds.
+        self.offload: DetectorProcess | None = None
         self.inspected = 0
 
     def load(self, loader) -> None:
@@ -57,11 +62,15 @@ class ConsentWatch:
                           "Your region (ISO country code, EU or EEA): decides which rules apply. Empty: all.")
         loader.add_option("consentwatch_max_bytes", int, DEFAULT_MAX_BYTES,
                           "Most decoded bytes of one response that consentwatch inspects.")
+        loader.add_option("consentwatch_detect_process", bool, True,
+                          "Run detection in a worker process, so pages being inspected do not slow the proxy down "
+                          "(off: a thread of the proxy process).")
 
     def configure(self, updated: set[str]) -> None:
         # Only our own options matter. (Another addon registering an option also calls configure: starting
         # a Watch then would open the default data dir before ours is set.)
-        if not updated & {"consentwatch_data_dir", "consentwatch_region", "consentwatch_max_bytes"}:
+        if not updated & {"consentwatch_data_dir", "consentwatch_region", "consentwatch_max_bytes",
+                          "consentwatch_detect_process"}:
             return
         try:
             region = normalize_region(ctx.options.consentwatch_region)
@@ -78,6 +87,7 @@ class ConsentWatch:
             self.watch.close()
         self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes)
         self.watch.listeners = self.listeners
+        self._start_offload(self.watch.rules)
         self._rules_stamp = _stamp(self.watch.data_dir / RULES_FILE)
         self._notify_rules(self.watch.rules)
         log.info("consentwatch: %d rules for %d hosts, data in %s", len(self.watch.rules),
@@ -97,9 +107,32 @@ class ConsentWatch:
         job = (flow.request.pretty_url, resp.headers.get("content-type", ""), resp.raw_content,
                resp.headers.get("content-encoding", ""), when, host)
         self.inspected += 1
+        if self.offload is not None and self.offload.submit(job):
+            return
         fut = self.pool.submit(watch.process, *job)
         self.pending.add(fut)
         fut.add_done_callback(self.pending.discard)
+
+    def _store(self, url: str, host: str, obs) -> None:
+        # The worker's answers arrive in order on its receiver thread, which stores them itself: a hop to the
+        # store thread would cost the proxy more CPU than the storing. StateStore's lock keeps writes whole.
+        watch = self.watch
+        if watch is not None:
+            watch.record(url, obs, host)
+
+    def _start_offload(self, rules: RuleSet) -> None:
+        old, self.offload = self.offload, None
+        if old is not None:
+            old.close()
+        if ctx.options.consentwatch_detect_process and self.watch is not None:
+            try:
+                self.offload = DetectorProcess(rules, self.watch.region, self.watch.detector.max_bytes,
+                                               on_result=self._store, on_dead=self._offload_died)
+            except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
+                log.warning("consentwatch: no detection worker process (%s); detecting in a thread", e)
+
+    def _offload_died(self) -> None:
+        self.offload = None
 
     # -- live rule reload -----------------------------------------------------------------------------
     def running(self) -> None:
@@ -130,6 +163,8 @@ class ConsentWatch:
             return False
         old = watch.rules
         watch.set_rules(rules)
+        if self.offload is not None:
+            self.offload.set_rules(rules)
         log.info("consentwatch: rules reloaded: pack %s, %d rules for %d hosts (was pack %s, %d rules)",
                  rules.version, len(rules), len(rules.host_patterns()), old.version, len(old))
         self._notify_rules(rules)
@@ -142,12 +177,17 @@ class ConsentWatch:
             except Exception as e:  # noqa: BLE001
                 log.error("consentwatch: rule listener failed: %s", e)
 
-    def _drain(self) -> None:
-        for fut in list(self.pending):
-            try:
-                fut.result(timeout=30)
-            except Exception:  # noqa: BLE001 - process() already logs
-                pass
+    def _drain(self, timeout: float = 30) -> None:
+        """Wait until every queued response is detected and stored (detection first: it queues the storing)."""
+        deadline = time.monotonic() + timeout
+        if self.offload is not None:
+            self.offload.drain(timeout)
+        while self.pending and time.monotonic() < deadline:
+            for fut in list(self.pending):
+                try:
+                    fut.result(timeout=max(0.01, deadline - time.monotonic()))
+                except Exception:  # noqa: BLE001 - record() already logs and counts
+                    pass
 
     async def done(self) -> None:
         if self._reloader is not None:
@@ -155,6 +195,9 @@ class ConsentWatch:
             self._reloader = None
         # `mitmdump -r` exits right after the last flow: finish what is queued before closing the store.
         await asyncio.get_running_loop().run_in_executor(None, self._drain)
+        if self.offload is not None:
+            self.offload.close()
+            self.offload = None
         self.pool.shutdown(wait=True)
         if self.watch:
             self.watch.close()

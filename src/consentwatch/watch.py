@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .detect import Detector
+from .detect import Detector, Observation
 from .detect.body import DEFAULT_MAX_BYTES
 from .findings import Finding
 from .rules.model import RuleSet
@@ -23,6 +24,13 @@ from .store.suggestions import SuggestionStore
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionError:
+    """Detection raised: only the exception's type travels (its message may quote the page)."""
+
+    kind: str
 
 
 class Watch:
@@ -47,18 +55,30 @@ class Watch:
     def process(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
                 observed_at: dt.datetime | None = None, host: str | None = None) -> list[Finding]:
         """Detect, store, announce. Never raises: a bug in detection must not touch the user's traffic."""
+        return self.record(url, self.detect(url, content_type, body, content_encoding, observed_at, host), host)
+
+    def detect(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
+               observed_at: dt.datetime | None = None, host: str | None = None) -> Observation | DetectionError | None:
+        """The detection half of `process` (a worker process runs the same through `offload`)."""
         detector = self.detector
         rules = detector.rules_for(host) if host is not None else None
         if rules is not None and not rules:
-            return []
+            return None
         try:
-            obs = detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules)
+            return detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules)
         except Exception as e:  # noqa: BLE001 - counted, logged once per rule set, never propagated
-            key = ",".join(r.id for r in (rules or detector.rules_for(_host(url))))
+            return DetectionError(type(e).__name__)
+
+    def record(self, url: str, obs: Observation | DetectionError | None, host: str | None = None) -> list[Finding]:
+        """The storing half of `process`: findings to the state store, events to the listeners."""
+        if obs is None:
+            return []
+        if isinstance(obs, DetectionError):
+            key = ",".join(r.id for r in self.detector.rules_for(host or _host(url)))
             self.errors[key] += 1
             if self.errors[key] == 1:
                 log.error("detection failed for rules %s: %s (further errors for them are counted, not logged)",
-                          key, type(e).__name__)
+                          key, obs.kind)
             return []
         if obs.note and not obs.findings:
             self.undecodable += 1

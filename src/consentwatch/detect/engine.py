@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections import OrderedDict
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -44,13 +46,26 @@ def _kind_of(content_type: str, text: str) -> str:
     return "other"
 
 
+MEMO_SIZE = 64
+
+
+def _restamp(obs: Observation, when: dt.datetime) -> Observation:
+    stamp = when.isoformat(timespec="seconds")
+    return dataclasses.replace(obs, findings=[f.replace(observed_at=stamp) for f in obs.findings])
+
+
 class Detector:
     def __init__(self, rules: RuleSet, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-                 discover: bool = True):
+                 discover: bool = True, memo_size: int = MEMO_SIZE):
         self.rules = rules
         self.region = normalize_region(region)  # "de" and "uk" mean DE and GB here too
         self.max_bytes = max_bytes
         self.discover = discover  # look for AI settings no rule knows (see detect/discovery.py)
+        # Detection is a pure function of its inputs, so the same response seen again (a settings page
+        # reloaded, an app polling its settings API) is answered from memory: hashing the body costs ~50x
+        # less than reading it. Only the observation's timestamps are renewed.
+        self._memo: OrderedDict[tuple, Observation] = OrderedDict()
+        self.memo_size = memo_size
 
     def rules_for(self, host: str) -> tuple[Rule, ...]:
         """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
@@ -64,11 +79,22 @@ class Detector:
             rules = self.rules_for(host)
         if not rules:
             return Observation([], [])
+        when = observed_at or dt.datetime.now(dt.timezone.utc)
+        key = (tuple(r.id for r in rules), host, parts.path, content_type, content_encoding, when.date(),
+               len(body or b""), hash(body)) if self.memo_size else None
+        if key is not None and (seen := self._memo.get(key)) is not None:
+            self._memo.move_to_end(key)
+            return _restamp(seen, when)
         text, note = read_body(body, content_type, content_encoding, self.max_bytes)
         if text is None:
-            return Observation([], [], note)
-        when = observed_at or dt.datetime.now(dt.timezone.utc)
-        return self._detect_text(rules, host, parts.path or "/", clean_url(url), content_type, text, when, note)
+            obs = Observation([], [], note)
+        else:
+            obs = self._detect_text(rules, host, parts.path or "/", clean_url(url), content_type, text, when, note)
+        if key is not None:
+            self._memo[key] = obs
+            if len(self._memo) > self.memo_size:
+                self._memo.popitem(last=False)
+        return obs
 
     def _detect_text(self, rules, host, path, url, content_type, text, when, note) -> Observation:
         kind = _kind_of(content_type, text)
