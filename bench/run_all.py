@@ -1,0 +1,21 @@
+"""`make bench`: every benchmark in one go, each printing its own table.
+
+detect.py   detection time per page (120 KB, 1.5 MB; first view and seen before) and the no-rule fast path
+            with 20 / 1,000 / 10,000 rules
+replay.py   replay throughput (flows/s)
+latency.py  flow-to-WebSocket latency through a real `consentwatch run` (p50/p99)
+proxy.py    throughput ratios against plain mitmproxy under wrk, reverse and regular mode, side by side,
+            and how long the proxy's event loop was blocked
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script, args in (("detect.py", []), ("replay.py", []), ("latency.py", []), ("proxy.py", ["--rounds", "5"])):
+    print(f"\n=== bench/{script} ===", flush=True)
+    code = subprocess.call([sys.executable, str(HERE / script), *args])
+    if code:
+        sys.exit(code)
