@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import importlib
 import json
 import logging
+from importlib import resources
 from typing import Callable
 
 from aiohttp import web
 
 from .. import __version__
 from ..watch import Watch
-from .auth import error, make_auth_middleware
+from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
 from .pac import pac_script
 
@@ -21,6 +23,12 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("active", "resolved", "dismissed", "all")
 REPORT_FORMATS = ("html", "json", "md")
+
+
+@functools.cache
+def openapi_description() -> dict:
+    """The API's OpenAPI description as shipped (api/openapi.json, package data)."""
+    return json.loads(resources.files(__package__).joinpath("openapi.json").read_text("utf-8"))
 
 
 def _json(data, status: int = 200) -> web.Response:
@@ -50,6 +58,14 @@ class Api:
         return _json({"status": "ok" if w else "starting", "version": __version__,
                       "rules": len(w.rules) if w else 0, "rules_version": w.rules.version if w else None,
                       "proxy_port": self.proxy_port(), "errors": sum(w.errors.values()) if w else 0})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The description itself needs no token: it holds no user data. It names the address it was read from
+        (the middleware has checked the Host already) and this install's version."""
+        spec = copy.deepcopy(openapi_description())
+        spec["info"]["version"] = __version__
+        spec["servers"] = [{"url": f"http://{request.host}", "description": "this consentwatch"}]
+        return _json(spec)
 
     async def warnings(self, request: web.Request) -> web.Response:
         status = request.query.get("status", "active")
@@ -99,9 +115,11 @@ class Api:
 
 
 def build_app(api: Api) -> web.Application:
-    app = web.Application(middlewares=[make_auth_middleware(api.get_token)], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[make_auth_middleware(api.get_token, PUBLIC_PATHS)], client_max_size=64 * 1024)
+    # every route here is in api/openapi.json and the other way round (tests/test_openapi.py checks)
     app.add_routes([
         web.get("/v1/health", api.health, allow_head=False),
+        web.get("/v1/openapi.json", api.openapi, allow_head=False),
         web.get("/v1/warnings", api.warnings, allow_head=False),
         web.post("/v1/warnings/{id}/dismiss", api.dismiss),
         web.get("/v1/rules", api.rules, allow_head=False),

@@ -4,7 +4,7 @@
 - An `Origin`, when sent, must be a browser extension's (chrome-extension:// or moz-extension://): 403.
   Web pages always send one on cross-origin requests, so no page can talk to the API.
 - The token (`Authorization: Bearer ...`, or `?token=` where a browser API cannot set headers) is
-  compared in constant time: missing or wrong, 401. Public paths (`/v1/health`) need none.
+  compared in constant time: missing or wrong, 401. Public paths (`/v1/health`, `/v1/openapi.json`) need none.
 - CORS answers the requesting extension's exact origin, never `*`; preflights (OPTIONS) need no token.
 """
 
@@ -23,6 +23,7 @@ EXTENSION_ORIGIN = re.compile(r"^(?:chrome-extension|moz-extension)://[A-Za-z0-9
 
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type"
+PUBLIC_PATHS = ("/v1/health", "/v1/openapi.json")  # no token: neither holds user data
 
 
 def host_ok(host: str | None) -> bool:
@@ -46,7 +47,7 @@ def error(status: int, message: str, headers: dict | None = None) -> web.Respons
                         headers=headers)
 
 
-def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = ("/v1/health",)):
+def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = PUBLIC_PATHS):
     public = frozenset(public)
 
     @web.middleware
@@ -67,7 +68,9 @@ def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = (
         try:
             response = await handler(request)
         except web.HTTPException as e:
-            response = error(e.status, e.reason)
+            # as JSON, keeping what the status needs (Allow on a 405)
+            keep = {k: v for k, v in e.headers.items() if k.lower() in ("allow", "retry-after")}
+            response = error(e.status, e.reason, keep or None)
         if not response.prepared:  # a WebSocket has sent its headers already
             response.headers.update(cors)
             response.headers.setdefault("Cache-Control", "no-store")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from mitmproxy import ctx, exceptions
 
 from ..token import get_token
@@ -25,6 +27,20 @@ log = logging.getLogger(__name__)
 
 API_HOST = "127.0.0.1"  # never anything else: the API hands out what the user browses
 DEFAULT_API_PORT = 8765
+
+
+class _ServerLog(logging.LoggerAdapter):
+    """aiohttp's own request log. A malformed request (a NUL in a header, a broken request line) is the client's
+    problem, answered 400 by aiohttp: one debug line. Anything else: one error line, the traceback only with -v."""
+
+    def exception(self, msg, *args, exc_info=True, **kwargs):
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            self.debug(msg + " (%s, answered %s)", *args, type(exc).__name__, getattr(exc, "code", 400))
+            return
+        self.error(msg + ": %s", *args, type(exc).__name__ if exc else "unknown error")
+        if exc is not None:
+            self.debug("details", exc_info=exc)
 
 
 class ApiStartError(Exception):
@@ -85,7 +101,8 @@ class ApiServer:
             self.token()  # create it now, not on the first request
         self.hub.start()
         api = Api(lambda: self.cw.watch, self.hub, self.token, self.proxy_port)
-        runner = web.AppRunner(build_app(api), access_log=None, shutdown_timeout=0.5, handle_signals=False)
+        runner = web.AppRunner(build_app(api), access_log=None, shutdown_timeout=0.5, handle_signals=False,
+                               logger=_ServerLog(logging.getLogger("aiohttp.server"), {}))
         await runner.setup()
         site = web.TCPSite(runner, API_HOST, port)
         try:
