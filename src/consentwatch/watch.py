@@ -17,6 +17,7 @@ from .detect import Detector, Observation
 from .detect.body import DEFAULT_MAX_BYTES
 from .findings import Finding
 from .rules.model import RuleSet
+from .rules import store as rule_store
 from .rules.store import RuleStore
 from .store.state import Event, StateStore
 from .store.suggestions import SuggestionStore
@@ -46,6 +47,9 @@ class Watch:
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
         self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
         self.undecodable = 0
+        # from now on a bad rules.json must not replace these rules (a live reload keeps them; rules/store.py)
+        rule_store.hold(self.data_dir)
+        self._held = True
 
     def set_rules(self, rules: RuleSet) -> None:
         """Swap the rules in force (after an import). The detector is replaced whole: no half-updated state."""
@@ -110,6 +114,9 @@ class Watch:
             log.warning("could not store a suggestion: %s", type(e).__name__)
 
     def close(self) -> None:
+        if getattr(self, "_held", False):
+            self._held = False
+            rule_store.release(self.data_dir)
         self.state.close()
         if self._suggestions is not None:
             self._suggestions.close()

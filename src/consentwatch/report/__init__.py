@@ -34,11 +34,14 @@ def schema() -> dict:
 
 def _rules(data_dir: Path):
     """The rules in force, without creating a rule database where there is none (a report only reads)."""
-    from ..rules.model import load_pack, shipped_pack
+    from ..rules.model import PackError, load_pack, shipped_pack
     from ..rules.store import RULES_FILE, RuleStore
 
     if (data_dir / RULES_FILE).exists():
-        return RuleStore(data_dir).load()
+        try:
+            return RuleStore(data_dir).load()
+        except PackError:  # a bad rules.json while `run` keeps its rules in force: a report still renders
+            pass
     return load_pack(shipped_pack())
 
 

@@ -1,17 +1,26 @@
 """The rule database: a TinyDB file in the data dir, seeded from the shipped pack.
 
 The database holds one pack at a time (table `rules`, plus `meta` with its version and origin). A pack
-that fails validation never replaces a working one; a database that is corrupt or invalid falls back to
-the shipped pack, with a log line, so detection keeps running.
+that fails validation never replaces a working one:
+
+- `write_pack` (`rules import`) validates first; the old database stays when the new pack is refused.
+- A `rules.json` that is not usable (garbage, not a rule database, an invalid pack) found while this process
+  has the rules of that data dir in force (a running proxy rechecking the file): `load` raises RulesUnusable
+  and leaves the file alone; the caller keeps the rules in force and says so in one line.
+- The same found on a start (`run`, `replay`, the CLI): the file is moved aside as
+  `rules.json.corrupt-<timestamp>`, one log line says so, and the shipped pack is installed and used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import threading
+from collections import Counter
 from pathlib import Path
 
-from ..store.atomic import open_db
+from ..store.atomic import CorruptFile, move_aside, open_db
 from .model import PackError, RuleSet, load_pack, shipped_pack
 
 log = logging.getLogger(__name__)
@@ -19,8 +28,51 @@ log = logging.getLogger(__name__)
 RULES_FILE = "rules.json"
 
 
-def _version_key(v: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in str(v).replace("-", ".").split("."))
+class RulesUnusable(PackError):
+    """rules.json is there but holds no usable pack. The message is one line for the user."""
+
+
+# -- which data dirs have their rules in force in this process (a Watch holds them) ---------------------------
+
+_in_force: Counter[str] = Counter()
+_in_force_lock = threading.Lock()
+
+
+def _key(data_dir: Path) -> str:
+    return os.path.realpath(data_dir)
+
+
+def hold(data_dir: Path) -> None:
+    """A Watch of this process uses the rules of data_dir from now on: a bad rules.json must not replace them."""
+    with _in_force_lock:
+        _in_force[_key(data_dir)] += 1
+
+
+def release(data_dir: Path) -> None:
+    with _in_force_lock:
+        key = _key(data_dir)
+        _in_force[key] -= 1
+        if _in_force[key] <= 0:
+            del _in_force[key]
+
+
+def in_force(data_dir: Path) -> bool:
+    with _in_force_lock:
+        return _in_force[_key(data_dir)] > 0
+
+
+def _version_key(v) -> tuple:
+    # numbers compare as numbers; a part that is not a number ranks below any number (never a TypeError)
+    return tuple((1, int(p), "") if p.isdigit() else (0, 0, p) for p in str(v).replace("-", ".").split("."))
+
+
+def _one_line(e: Exception) -> str:
+    if isinstance(e, CorruptFile):
+        return e.why
+    msg = str(e) or type(e).__name__
+    if isinstance(e, PackError) and e.errors and e.errors[0] != msg:
+        msg = f"{msg}, first: {e.errors[0]}"
+    return msg[:240]
 
 
 class RuleStore:
@@ -28,15 +80,28 @@ class RuleStore:
         self.path = Path(data_dir) / RULES_FILE
 
     def _read(self) -> tuple[dict | None, dict]:
-        db = open_db(self.path)
+        """(pack, meta) as stored; (None, {}) when there is no rules.json. Raises RulesUnusable for a file that
+        is there but is not a rule database (the file is not touched)."""
+        if not self.path.exists():
+            return None, {}
+        db = open_db(self.path, on_corrupt="raise", sweep=False)
         try:
-            meta = db.table("meta").get(doc_id=1) or {}
+            meta = dict(db.table("meta").get(doc_id=1) or {})
             rules = [dict(r) for r in db.table("rules").all()]
+        except CorruptFile as e:
+            raise RulesUnusable(e.why) from None
+        except (TypeError, ValueError, AttributeError, KeyError) as e:
+            raise RulesUnusable(f"not a rule database ({type(e).__name__})") from None
         finally:
             db.close()
         if not meta:
-            return None, {}
-        rules.sort(key=lambda r: r.get("_order", 0))
+            if not self.path.exists():  # removed meanwhile
+                return None, {}
+            raise RulesUnusable("no rule pack in it")
+        try:
+            rules.sort(key=lambda r: r.get("_order", 0))
+        except TypeError:
+            raise RulesUnusable("not a rule database (rule order)") from None
         for r in rules:
             r.pop("_order", None)
         pack: dict = {"$schema": meta["schema"]} if meta.get("schema") else {}
@@ -44,14 +109,20 @@ class RuleStore:
         if meta.get("description"):
             pack["description"] = meta["description"]
         pack["rules"] = rules
-        return pack, dict(meta)
+        return pack, meta
 
     def read_pack(self) -> dict:
         """The pack in the database as written (rules for newer engines included), seeding it if needed."""
-        pack, _ = self._read()
+        try:
+            pack, _ = self._read()
+        except RulesUnusable:
+            pack = None
         if pack is None:
             self.load()
-            pack, _ = self._read()
+            try:
+                pack, _ = self._read()
+            except RulesUnusable:
+                pack = None
         return pack if pack is not None else shipped_pack()
 
     def write_pack(self, pack: dict, origin: str) -> RuleSet:
@@ -77,24 +148,50 @@ class RuleStore:
         return ruleset
 
     def load(self) -> RuleSet:
-        """The rules in force. Seeds (or refreshes) from the shipped pack when appropriate."""
+        """The rules to use. Seeds (or refreshes) the shipped pack when appropriate.
+
+        A rules.json that is not usable raises RulesUnusable while this process has the data dir's rules in force
+        (see `hold`): the caller keeps them. Otherwise it is moved aside and the shipped pack is used.
+        """
         shipped = shipped_pack()
-        pack, meta = self._read()
-        if pack is None:
-            return self._seed(shipped, "first start")
+        try:
+            pack, meta = self._read()
+            if pack is None:
+                return self._seed(shipped, "first start")
+            rules = load_pack(pack)
+        except PackError as e:
+            why = _one_line(e)
+            if in_force(self.path.parent):
+                raise RulesUnusable(f"{self.path} is not a usable rule pack ({why}); it was not loaded and stays as "
+                                    "it is until a valid pack replaces it (consentwatch rules import)") from None
+            return self._set_aside(shipped, why)
         if meta.get("origin") == "shipped" and _version_key(shipped["version"]) > _version_key(meta.get("version", "")):
             return self._seed(shipped, f"shipped pack {shipped['version']} is newer")
-        try:
-            return load_pack(pack)
-        except PackError as e:
-            log.error("rule database %s is invalid (%s); using the shipped rules", self.path, "; ".join(e.errors[:3]))
-            return load_pack(shipped)
+        return rules
 
     def meta(self) -> dict:
-        return self._read()[1]
+        try:
+            return self._read()[1]
+        except RulesUnusable:
+            return {}
 
     def _seed(self, shipped: dict, why: str) -> RuleSet:
         log.info("rule database: installing shipped pack %s (%s)", shipped["version"], why)
+        try:
+            return self.write_pack(shipped, "shipped")
+        except PackError:
+            return load_pack(shipped)
+
+    def _set_aside(self, shipped: dict, why: str) -> RuleSet:
+        """One log line: what was wrong, where the bad file went, which rules are used instead."""
+        try:
+            where = f"moved aside to {move_aside(self.path).name}"
+        except FileNotFoundError:
+            where = "gone meanwhile"
+        except OSError as e:
+            where = f"could not be moved aside ({e.strerror or e})"
+        log.error("rule database %s is not usable (%s): %s; using the shipped rules (pack %s)",
+                  self.path, why, where, shipped["version"])
         try:
             return self.write_pack(shipped, "shipped")
         except PackError:

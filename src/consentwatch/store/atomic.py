@@ -5,6 +5,8 @@ goes to a temp file in the same directory, is fsynced, then os.replace()d over t
 (or the next start after kill -9) sees either the old or the new content, whole. Reads come from memory
 after the first load. A file that does not parse is moved aside as NAME.corrupt-<timestamp>, with one log
 line, and the store starts empty: the tool keeps working and the user's old data is kept for inspection.
+(With on_corrupt="raise" the reader gets CorruptFile instead and the file stays where it is: the rule store
+decides itself what a bad rule database means.)
 """
 
 from __future__ import annotations
@@ -24,16 +26,29 @@ from tinydb.storages import Storage
 log = logging.getLogger(__name__)
 
 
+class CorruptFile(ValueError):
+    """The file is there but is not a JSON document of tables (on_corrupt="raise")."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path} is not valid ({why})")
+        self.path = path
+        self.why = why
+
+
 class AtomicJSONStorage(Storage):
-    def __init__(self, path: str | os.PathLike, mode: int = 0o600):
+    def __init__(self, path: str | os.PathLike, mode: int = 0o600, on_corrupt: str = "move", sweep: bool = True):
+        if on_corrupt not in ("move", "raise"):
+            raise ValueError(f"on_corrupt must be 'move' or 'raise', not {on_corrupt!r}")
         self.path = Path(path)
         self.mode = mode
+        self.on_corrupt = on_corrupt
         self._data: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.write_errors = 0
         self.moved_aside: Path | None = None
         # a writer killed between mkstemp and os.replace leaves its temp file: we are the one writer now
-        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+        # (sweep=False: a reader of a file another process writes, e.g. the rule database while `rules import` runs)
+        for stale in (self.path.parent.glob(f".{self.path.name}.*.tmp") if sweep else ()):
             try:
                 stale.unlink()
             except OSError:
@@ -58,16 +73,17 @@ class AtomicJSONStorage(Storage):
             data = json.loads(raw)
             if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
                 raise ValueError("not a TinyDB document")
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            why = "not JSON" if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)) else str(e)
+            if self.on_corrupt == "raise":
+                raise CorruptFile(self.path, why) from None
             self._move_aside(type(e).__name__)
             return None
         return data
 
     def _move_aside(self, why: str) -> None:
-        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
         try:
-            os.replace(self.path, target)
+            target = move_aside(self.path)
             self.moved_aside = target
             log.warning("store %s was corrupt (%s): moved aside to %s, starting empty", self.path, why, target.name)
         except OSError as e:
@@ -92,6 +108,14 @@ class AtomicJSONStorage(Storage):
 
     def close(self) -> None:
         pass
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a bad file to NAME.corrupt-<timestamp> next to it (kept for inspection). Raises OSError."""
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    os.replace(path, target)
+    return target
 
 
 def atomic_write(path: Path, payload: bytes, mode: int = 0o600) -> None:
@@ -120,5 +144,5 @@ def atomic_write(path: Path, payload: bytes, mode: int = 0o600) -> None:
         pass
 
 
-def open_db(path: str | os.PathLike) -> TinyDB:
-    return TinyDB(path, storage=AtomicJSONStorage)
+def open_db(path: str | os.PathLike, on_corrupt: str = "move", sweep: bool = True) -> TinyDB:
+    return TinyDB(path, storage=AtomicJSONStorage, on_corrupt=on_corrupt, sweep=sweep)
