@@ -51,7 +51,7 @@ def st_run(running, tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, 
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     res = subprocess.run([*st_command(), "run", f"{running.api}/v1/openapi.json", "-n", EXAMPLES,
                           "--report", "har", "--report-har-path", str(tmp_path / "st.har"), *args],
-                         capture_output=True, text=True, timeout=150, cwd=tmp_path, env=env)
+                         capture_output=True, text=True, timeout=150, cwd=tmp_path, env=env, check=False)
     entries = json.loads((tmp_path / "st.har").read_text())["log"]["entries"] if (tmp_path / "st.har").exists() else []
     return res, entries
 

@@ -94,10 +94,10 @@ def test_description_is_valid_openapi_and_states_the_auth_rules():
             assert (op.get("security") == []) == public, (method, path)
             assert ("401" in codes) != public, (method, path)
             assert "200" in codes or "101" in codes, (method, path)
-            for code, resp in op["responses"].items():
-                assert "$ref" in resp or resp.get("description"), (method, path, code)
+            for resp in op["responses"].values():
+                assert "$ref" in resp or resp.get("description"), (method, path, resp)
     assert "404" in spec["paths"]["/v1/warnings/{id}/dismiss"]["post"]["responses"]
-    for name, schema in spec["components"]["schemas"].items():
+    for schema in spec["components"]["schemas"].values():
         jsonschema.Draft202012Validator.check_schema(schema)
 
 
