@@ -113,12 +113,12 @@ class ConsentWatch:
         self.pending.add(fut)
         fut.add_done_callback(self.pending.discard)
 
-    def _store(self, url: str, host: str, obs) -> None:
+    def _store(self, batch: list) -> None:
         # The worker's answers arrive in order on its receiver thread, which stores them itself: a hop to the
         # store thread would cost the proxy more CPU than the storing. StateStore's lock keeps writes whole.
         watch = self.watch
         if watch is not None:
-            watch.record(url, obs, host)
+            watch.record_many(batch)
 
     def _start_offload(self, rules: RuleSet) -> None:
         old, self.offload = self.offload, None
@@ -127,7 +127,7 @@ class ConsentWatch:
         if ctx.options.consentwatch_detect_process and self.watch is not None:
             try:
                 self.offload = DetectorProcess(rules, self.watch.region, self.watch.detector.max_bytes,
-                                               on_result=self._store, on_dead=self._offload_died)
+                                               on_results=self._store, on_dead=self._offload_died)
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
                 log.warning("consentwatch: no detection worker process (%s); detecting in a thread", e)
 

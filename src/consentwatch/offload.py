@@ -50,11 +50,12 @@ def _worker(conn, pack: dict, region: str | None, max_bytes: int) -> None:
 
 
 class DetectorProcess:
-    """A detection worker. `submit(job, on_result)`: `on_result(url, host, observation)` runs in the receiver
-    thread, in submission order. `pending` counts jobs not yet answered."""
+    """A detection worker. `on_results([(url, observation, host), ...])` runs in the receiver thread, in
+    submission order, with every answer that has arrived (a burst is stored with one disk write).
+    `pending` counts jobs not yet answered."""
 
     def __init__(self, rules: RuleSet, region: str | None, max_bytes: int,
-                 on_result: Callable[[str, str, object], None], on_dead: Callable[[], None]):
+                 on_results: Callable[[list], None], on_dead: Callable[[], None]):
         # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe(duplex=True)
@@ -63,7 +64,7 @@ class DetectorProcess:
         self.proc.start()
         child.close()
         self.max_bytes = max_bytes
-        self.on_result = on_result
+        self.on_results = on_results
         self.on_dead = on_dead
         self.alive = True
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -124,16 +125,21 @@ class DetectorProcess:
         while True:
             try:
                 results = self.conn.recv()
+                # whatever else has arrived meanwhile (the last store write took a while) goes in the same batch
+                while len(results) < 512 and self.conn.poll(0):
+                    results += self.conn.recv()
             except (EOFError, OSError):
                 if self.alive:
                     self._die("the detection worker exited")
                 return
+            batch = []
             for result in results:
                 url, host = self._meta.get()
-                try:
-                    self.on_result(url, host, result)
-                except Exception as e:  # noqa: BLE001 - storing failed: logged, the worker goes on
-                    log.error("consentwatch: storing a finding failed: %s", type(e).__name__)
+                batch.append((url, result, host))
+            try:
+                self.on_results(batch)
+            except Exception as e:  # noqa: BLE001 - storing failed: logged, the worker goes on
+                log.error("consentwatch: storing findings failed: %s", type(e).__name__)
             with self._cv:
                 self.pending -= len(results)
                 self._cv.notify_all()

@@ -75,6 +75,29 @@ class Watch:
 
     def record(self, url: str, obs: Observation | DetectionError | None, host: str | None = None) -> list[Finding]:
         """The storing half of `process`: findings to the state store, events to the listeners."""
+        return self.record_many([(url, obs, host)])
+
+    def record_many(self, items: list[tuple[str, Observation | DetectionError | None, str | None]]) -> list[Finding]:
+        """Store a burst of observations with one disk write, then announce: what clients hear is on disk."""
+        out: list[Finding] = []
+        events: list[tuple[Event, Finding]] = []
+        with self.state.batch():
+            for url, obs, host in items:
+                for finding in self._usable(url, obs, host):
+                    finding, evs = self.state.record(finding, self.rules.by_id.get(finding.rule_id))
+                    out.append(finding)
+                    events.extend((e, finding) for e in evs)
+        for event, finding in events:
+            log.info("%s: %s %s (%s)", event.type, finding.rule_id, finding.kind, finding.url)
+            for listener in list(self.listeners):
+                try:
+                    listener(event)
+                except Exception as e:  # noqa: BLE001 - a broken client must not stop the others
+                    log.warning("listener failed: %s", type(e).__name__)
+        return out
+
+    def _usable(self, url: str, obs: Observation | DetectionError | None, host: str | None) -> list[Finding]:
+        """The findings of one observation; errors counted (logged once per rule set), suggestions kept."""
         if obs is None:
             return []
         if isinstance(obs, DetectionError):
@@ -89,18 +112,7 @@ class Watch:
             log.debug("not inspected (%s): %s", obs.note, _host(url))
         if obs.suggestions:
             self._store_suggestions(obs.suggestions)
-        out = []
-        for finding in obs.findings:
-            finding, events = self.state.record(finding, self.rules.by_id.get(finding.rule_id))
-            out.append(finding)
-            for event in events:
-                log.info("%s: %s %s (%s)", event.type, finding.rule_id, finding.kind, finding.url)
-                for listener in list(self.listeners):
-                    try:
-                        listener(event)
-                    except Exception as e:  # noqa: BLE001 - a broken client must not stop the others
-                        log.warning("listener failed: %s", type(e).__name__)
-        return out
+        return obs.findings
 
     def _store_suggestions(self, suggestions) -> None:
         """Settings that speak of AI but match no rule: host, path and label, for `rules suggest`."""

@@ -11,6 +11,7 @@ decides itself what a bad rule database means.)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -46,6 +47,8 @@ class AtomicJSONStorage(Storage):
         self._lock = threading.Lock()
         self.write_errors = 0
         self.moved_aside: Path | None = None
+        self._defer = 0  # > 0 inside deferred(): writes are held in memory until its end
+        self._dirty = False
         # a writer killed between mkstemp and os.replace leaves its temp file: we are the one writer now
         # (sweep=False: a reader of a file another process writes, e.g. the rule database while `rules import` runs)
         for stale in (self.path.parent.glob(f".{self.path.name}.*.tmp") if sweep else ()):
@@ -91,7 +94,28 @@ class AtomicJSONStorage(Storage):
                         self.path, why, e.strerror or e)
 
     def write(self, data: dict[str, Any]) -> None:
-        self._data = data
+        self._data = data  # what TinyDB reads back meanwhile
+        if self._defer:
+            self._dirty = True
+            return
+        self._write_now(data)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        """Every write inside the block reaches the disk as one atomic write when the outermost block ends.
+
+        Group commit: a history entry and its warning never land apart, and a burst of findings costs one
+        encode + fsync instead of one each. The caller announces what it wrote only after the block."""
+        self._defer += 1
+        try:
+            yield
+        finally:
+            self._defer -= 1
+            if not self._defer and self._dirty:
+                self._dirty = False
+                self._write_now(self._data)
+
+    def _write_now(self, data: dict[str, Any]) -> None:
         payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         with self._lock:
             try:

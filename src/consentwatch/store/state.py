@@ -60,6 +60,12 @@ class StateStore:
         self.warnings = self.db.table("warnings")
         self.history = self.db.table("history")
         self._lock = threading.RLock()
+        # Indexes over the tables, so a finding costs the same with 10 or 10,000 warnings stored
+        # (TinyDB's queries scan every document).
+        self._by_key: dict[str, int] = {d["key"]: d.doc_id for d in self.warnings.all() if "key" in d}
+        self._last: dict[str, tuple[str, int, str]] = {}  # rule id -> (observed_at, doc_id, state)
+        for h in self.history.all():
+            self._note_history(h.get("rule_id", ""), h.get("observed_at", ""), h.doc_id, h.get("state"))
 
     @property
     def storage(self):
@@ -84,11 +90,24 @@ class StateStore:
             return sorted((dict(d) for d in self.history.all()), key=lambda h: h.get("observed_at", ""))
 
     def last_state(self, rule_id: str) -> str | None:
-        entries = self.history.search(Q.rule_id == rule_id)
-        if not entries:
-            return None
+        last = self._last.get(rule_id)
+        return last[2] if last else None
+
+    def _note_history(self, rule_id: str, observed_at: str, doc_id: int, state) -> None:
         # observed_at has one-second precision: within the same second, the later write (doc_id) wins
-        return max(entries, key=lambda h: (h.get("observed_at", ""), h.doc_id)).get("state")
+        if (observed_at, doc_id) > self._last.get(rule_id, ("", 0, ""))[:2]:
+            self._last[rule_id] = (observed_at, doc_id, state)
+
+    def _find(self, key: str):
+        doc_id = self._by_key.get(key)
+        return self.warnings.get(doc_id=doc_id) if doc_id is not None else None
+
+    @contextlib.contextmanager
+    def batch(self):
+        """Findings recorded inside the block reach the disk in one atomic write at its end; announce their
+        events after the block, never inside it."""
+        with self._lock, self.db.storage.deferred():
+            yield
 
     # -- writing ---------------------------------------------------------------------------------
     def record(self, finding: Finding, rule: Rule | None = None) -> tuple[Finding, list[Event]]:
@@ -96,76 +115,58 @@ class StateStore:
 
         Events are returned only after the write: whatever a client hears about is already on disk.
         """
-        with self._lock, self._one_write():
+        with self.batch():
             if finding.kind in (TOGGLE_ON, TOGGLE_OFF):
                 previous = self.last_state(finding.rule_id)
                 if finding.kind == TOGGLE_ON and previous == "off":
                     finding = finding.replace(kind=TOGGLE_REENABLED)
                 if previous != finding.state:
-                    self.history.insert({"rule_id": finding.rule_id, "platform": finding.platform,
-                                         "state": finding.state, "observed_at": finding.observed_at,
-                                         "url": finding.url, "setting": finding.setting})
+                    doc_id = self.history.insert({"rule_id": finding.rule_id, "platform": finding.platform,
+                                                  "state": finding.state, "observed_at": finding.observed_at,
+                                                  "url": finding.url, "setting": finding.setting})
+                    self._note_history(finding.rule_id, finding.observed_at, doc_id, finding.state)
             if finding.kind == TOGGLE_OFF:
                 return finding, self._resolve(finding)
             return finding, self._raise(finding, rule)
 
-    @contextlib.contextmanager
-    def _one_write(self):
-        """The history entry and the warning change of one finding reach the disk in one atomic write
-        (half the fsyncs on the path to the WebSocket, and never one without the other after a crash)."""
-        storage = self.db.storage
-
-        def hold(data: dict) -> None:
-            storage._data = data  # what TinyDB reads back meanwhile
-            pending[:] = [data]
-
-        pending: list[dict] = []
-        storage.write = hold  # TinyDB calls storage.write(data); the instance attribute shadows the method
-        try:
-            yield
-        finally:
-            del storage.write
-            if pending:
-                storage.write(pending[0])
-
     def _raise(self, f: Finding, rule: Rule | None) -> list[Event]:
         key = warning_key(f)
-        existing = self.warnings.get(Q.key == key)
+        existing = self._find(key)
         if existing is None:
             w = self._new_warning(key, f, rule)
-            self.warnings.insert(w)
+            self._by_key[key] = self.warnings.insert(w)
             return [Event("warning", w)]
+        ids = [existing.doc_id]
         if existing["status"] == ACTIVE or (existing["status"] == DISMISSED and f.kind != TOGGLE_REENABLED):
             # same warning seen again: refresh last_seen now and then, never re-announce a dismissed one
             if _parse(f.observed_at) - _parse(existing.get("last_seen", "")) >= LAST_SEEN_EVERY:
-                self.warnings.update({"last_seen": f.observed_at}, Q.key == key)
+                self.warnings.update({"last_seen": f.observed_at}, doc_ids=ids)
             return []
         # resolved before (turned off), or dismissed and now silently re-enabled: raise it again
         update = {"status": ACTIVE, "kind": f.kind, "state": f.state, "last_seen": f.observed_at, "url": f.url,
                   "reactivated_at": f.observed_at, "resolved_at": None, "dismissed_at": None}
-        self.warnings.update(update, Q.key == key)
-        return [Event("warning", dict(self.warnings.get(Q.key == key)))]
+        self.warnings.update(update, doc_ids=ids)
+        return [Event("warning", dict(self.warnings.get(doc_id=ids[0])))]
 
     def _resolve(self, f: Finding) -> list[Event]:
-        key = warning_key(f)
-        existing = self.warnings.get(Q.key == key)
+        existing = self._find(warning_key(f))
         if existing is None or existing["status"] != ACTIVE:
             return []
         self.warnings.update({"status": RESOLVED, "state": "off", "resolved_at": f.observed_at,
-                              "last_seen": f.observed_at}, Q.key == key)
-        return [Event("resolved", dict(self.warnings.get(Q.key == key)))]
+                              "last_seen": f.observed_at}, doc_ids=[existing.doc_id])
+        return [Event("resolved", dict(self.warnings.get(doc_id=existing.doc_id)))]
 
     def dismiss(self, wid: str, when: dt.datetime | None = None) -> tuple[dict | None, list[Event]]:
-        with self._lock:
+        with self.batch():
             doc = self.warnings.get(Q.id == wid)
             if doc is None:
                 return None, []
             if doc["status"] == DISMISSED:
                 return dict(doc), []
             stamp = (when or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
-            self.warnings.update({"status": DISMISSED, "dismissed_at": stamp}, Q.id == wid)
-            w = dict(self.warnings.get(Q.id == wid))
-            return w, [Event("resolved", w)]
+            self.warnings.update({"status": DISMISSED, "dismissed_at": stamp}, doc_ids=[doc.doc_id])
+            w = dict(self.warnings.get(doc_id=doc.doc_id))
+        return w, [Event("resolved", w)]
 
     def _new_warning(self, key: str, f: Finding, rule: Rule | None) -> dict:
         data = rule.data if rule else {}
