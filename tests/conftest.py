@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def write_flow(path: Path, url: str, body: bytes, content_type: str = "text/html
     with open(path, "ab") as fo:
         io.FlowWriter(fo).add(f)
     return path
+
+
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def missing_prerequisite(reason: str):
+    """A missing browser, tool or fixture: a failure under CI (CI=true), a skip on a developer's machine."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a missing prerequisite fails, it does not skip)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from consentwatch.ca import CA_CERT, CA_PEM, PUBLIC_CERT, covers, ensure_ca, per
 from consentwatch.live import RunConfig, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
+from conftest import missing_prerequisite
 from live_support import (RULE_ID, SETTINGS_URL, free_port, settings_html, start_run, write_flows)
 
 HOSTS = ["www.linkedin.com", "linkedin.com", "*.substack.com", "substack.com", "www.dropbox.com", "x.com",
@@ -115,10 +116,6 @@ def test_renew_ca_flag_and_banner(tmp_path):
 
 # -- Chromium: both sides --------------------------------------------------------------------------------
 
-def _missing(why: str):
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 def _trusting_home(tmp: Path, ca_cert: Path, name: str) -> Path:
@@ -175,11 +172,11 @@ def _visit(pw, chromium: str, home: Path, proxy_port: int, urls: list[str]) -> l
 def test_chromium_trusts_the_ca_for_rule_domains_only(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium or not shutil.which("certutil"):
-        _missing("Chromium and certutil (libnss3-tools) are needed: make browser")
+        missing_prerequisite("Chromium and certutil (libnss3-tools) are needed: make browser")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("Playwright for Python is not installed")
+        missing_prerequisite("Playwright for Python is not installed")
     bank = "https://www.bank.example/"
     recording = write_flows(tmp_path / "two.flow", [(SETTINGS_URL, settings_html(True)),
                                                    (bank, b"<html><head><title>Bank</title></head></html>")])

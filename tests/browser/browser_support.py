@@ -13,24 +13,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+from conftest import missing_prerequisite as missing  # noqa: F401 - the tests' one rule: fail under CI, else skip
 
 REPO = Path(__file__).resolve().parents[2]
 EXT_DIR = REPO / "extension"
 ARTIFACTS = REPO / "tests" / "artifacts"
 FIXTURES = REPO / "tests" / "fixtures"
-IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 # Blocks every DNS lookup in the browser: nothing can leave the machine, and a host that is *not* sent to
 # the proxy fails fast with ERR_NAME_NOT_RESOLVED (how the PAC test tells DIRECT from PROXY).
 NO_DNS = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
-
-def missing(reason: str):
-    """A missing prerequisite: a failure under CI, a skip elsewhere."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: a missing prerequisite fails, it does not skip)", pytrace=False)
-    pytest.skip(reason)
-
 
 def free_port() -> int:
     with socket.socket() as s:
