@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 
 # The real browser for the extension tests: Debian's chromium (Playwright's own download fails offline).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@(command -v chromium && command -v certutil) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -q chromium libnss3-tools wrk >/dev/null 2>&1 || \
 	     (apt-get update -q >/dev/null && apt-get install -y -q chromium libnss3-tools wrk >/dev/null)); \
