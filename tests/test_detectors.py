@@ -161,11 +161,21 @@ def test_another_rules_label_on_this_host_is_ignored() -> None:
 
 
 def test_settings_page_path_is_respected() -> None:
-    # LinkedIn's rule lists its settings page; the same markup on the feed is not the setting
+    # Google's rule lists its page ("Keep Activity" is too common a label to trust anywhere on the host);
+    # the same markup elsewhere on myactivity.google.com is not the setting
+    body = page(_fill(NAMING["label_for"], True, "Keep Activity"))
+    assert kinds("https://myactivity.google.com/product/gemini", body) == ["toggle_on"]
+    assert kinds("https://myactivity.google.com/product/gemini/settings", body) == ["toggle_on"]
+    assert kinds("https://myactivity.google.com/product/youtube", body) == []
+
+
+def test_a_specific_label_counts_on_any_page_of_the_host() -> None:
+    # LinkedIn's label is specific enough to trust wherever the switch is shown: the settings page under
+    # another path, or an "updates to our terms" interstitial over the feed with the switch in it
     body = page(_fill(NAMING["label_for"], True, LINKEDIN_LABEL))
     assert kinds(LINKEDIN, body) == ["toggle_on"]
-    assert kinds("https://www.linkedin.com/mypreferences/m/settings/data-for-ai-improvement", body) == ["toggle_on"]
-    assert kinds("https://www.linkedin.com/feed/", body) == []
+    assert kinds("https://www.linkedin.com/settings/data-for-ai-improvement", body) == ["toggle_on"]
+    assert kinds("https://www.linkedin.com/feed/", body) == ["toggle_on"]
 
 
 # --- HTML: state -------------------------------------------------------------------------------------
