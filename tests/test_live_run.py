@@ -406,7 +406,7 @@ def test_mitmdump_script_serves_the_same_api(tmp_path, recording):
     import sys as _sys
     from pathlib import Path as _P
 
-    from live_support import ROOT, Running, wait_ready
+    from live_support import ROOT, Running
 
     mitmdump = _P(_sys.executable).with_name("mitmdump")
     proxy_port, api_port = free_port(), free_port()

@@ -36,7 +36,8 @@ def test_shipped_rules_are_safe_and_sources_match_the_compiled_rules():
     assert validate_pack(pack) == []
     for d in pack["rules"]:
         rule = Rule.from_dict(d)
-        compiled = {p.pattern for p in (rule.label_raw, rule.pages, rule.notice_about, rule.notice_about_raw) if p}
+        runs = [rx for _, rx in rule.label_finders] + [rule.pages, rule.notice_about, rule.notice_about_raw]
+        compiled = {p.pattern for p in runs if p}
         checked = {src for _, src, _, _ in pattern_sources(d)}
         assert compiled <= checked, d["id"]  # every regex the engine runs was checked
 
@@ -90,7 +91,8 @@ def test_pathological_labels_cannot_backtrack_catastrophically(label):
     for page in NASTY_PAGES:
         start = time.perf_counter()
         # the compiled patterns themselves, searched where the engine searches them (windows around anchors)
-        rule.label_raw.search(page[:200_000])
+        for _, rx in rule.label_finders:
+            rx.search(page[:200_000])
         rule.notice_about.search(page[:6000])
         # and the whole engine on a ~1 MB page
         detector.detect("https://www.linkedin.com/mypreferences/d/settings/data-for-ai-improvement",

@@ -205,7 +205,7 @@ def far_references(doc: LexborHTMLParser, rules: list[Rule]) -> tuple[dict[str, 
 
 def detect_toggles(text: str, low: str, rules: list[Rule], path: str) -> list[ToggleHit]:
     """Toggles for `rules` in an HTML page. `low` is text.lower(), shared with the other detectors."""
-    wanted = [r for r in rules if r.label_raw is not None and r.page_matches(path)]
+    wanted = [r for r in rules if r.label_finders and r.page_matches(path)]
     if not wanted:
         return []
     positions = label_positions(low, wanted)

@@ -107,7 +107,7 @@ def headline(report: dict) -> str:
     n = s["platforms_seen"]
     if n == 0:
         return "Nothing observed yet."
-    on, off = s["training_on"], s["training_off"]
+    on = s["training_on"]
     known = sum(1 for p in report["platforms"] if any(x["state"] for x in p["settings"]))
     parts = []
     if on:

@@ -99,10 +99,10 @@ def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
     s = d.get("setting") or {}
     out: list[tuple[str, str, int, bool]] = []
     if s.get("labels"):
-        combined = "|".join(f"(?:{raw_phrase_pattern(x)})" for x in s["labels"])
-        if check_pattern(combined):  # name the label at fault
-            out.extend((f"setting/labels/{i}", raw_phrase_pattern(x), 0, False) for i, x in enumerate(s["labels"]))
-        out.append(("setting/labels", combined, 0, False))
+        # the engine runs one pattern per label (around its anchor word); each is checked, and so is their
+        # union, which a pack must keep safe too
+        out.extend((f"setting/labels/{i}", raw_phrase_pattern(x), 0, False) for i, x in enumerate(s["labels"]))
+        out.append(("setting/labels", "|".join(f"(?:{raw_phrase_pattern(x)})" for x in s["labels"]), 0, False))
     if s.get("pages"):
         out.append(("setting/pages", "^(?:" + "|".join(glob_to_regex(p) for p in s["pages"]) + ")", 0, True))
     for i, k in enumerate(s.get("json_keys", ())):
@@ -154,7 +154,6 @@ class Rule:
     notice_hosts: frozenset[str]
     remedy: Remedy
     # compiled matchers
-    label_raw: re.Pattern[str] | None = field(repr=False, default=None)
     # (anchor word, pattern) per label: find the literal, then confirm the phrase around it
     label_finders: tuple[tuple[str, re.Pattern[str]], ...] = field(repr=False, default=())
     pages: re.Pattern[str] | None = field(repr=False, default=None)
@@ -182,7 +181,6 @@ class Rule:
             json_keys=tuple(JsonKey(k["key"], k["training_when"]) for k in s.get("json_keys", ())),
             notice_hosts=frozenset((notices or {}).get("hosts") or d["hosts"]) if notices else frozenset(),
             remedy=Remedy(r.get("settings_url"), tuple(r.get("steps", ())), r.get("note")),
-            label_raw=re.compile("|".join(f"(?:{raw_phrase_pattern(x)})" for x in labels)) if labels else None,
             label_finders=tuple((anchor_word(x), re.compile(raw_phrase_pattern(x))) for x in labels if anchor_word(x)),
             pages=re.compile("^(?:" + "|".join(glob_to_regex(p) for p in pages) + ")") if pages else None,
             notice_about=phrase_regex(notices["about"], stem=True) if notices else None,
