@@ -97,6 +97,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--modes", default="reverse,regular")
+    ap.add_argument("--cases", default="unmatched,120,1.5",
+                    help="which cases to run: unmatched, 120 (KB page), 1.5 (MB page)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("bench/proxy.py needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -117,6 +119,8 @@ def main() -> int:
             watched, pb = start_proxy(mode, origin_port, True, data_dir, lag_b)
             procs += [plain, watched]
             for name, host, path, conns in CASES:
+                if not any(c in name.split() for c in args.cases.split(",")):
+                    continue
                 a_runs, b_runs = [], []
                 for _ in range(args.rounds):
                     a_runs.append(wrk(pa, origin_port, host, path, mode, args.seconds, conns))
