@@ -1,0 +1,229 @@
+"""The detection worker: news-only answers, FIFO order, drain, a bounded backlog, a worker that dies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import LINKEDIN_URL, linkedin_page
+from consentwatch.detect import Detector, Observation
+from consentwatch.findings import Finding
+from consentwatch.offload import FRAME, DetectorProcess, FrameReader, Repeats
+from consentwatch.rules.model import load_pack, shipped_pack
+from consentwatch.watch import DetectionError
+
+T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
+HOST = "www.linkedin.com"
+
+
+def finding(state: str = "on", kind: str | None = None, rule: str = "linkedin.genai-training", at=T0) -> Finding:
+    return Finding(kind or f"toggle_{state}", "linkedin", rule, LINKEDIN_URL, "Data for Generative AI Improvement",
+                   state=state, observed_at=at.isoformat())
+
+
+def obs(*findings: Finding, note: str = "", suggestions=()) -> Observation:
+    return Observation(list(findings), [], note, suggestions)
+
+
+# -- Repeats: which observations the worker reports ------------------------------------------------------------
+
+def test_nothing_to_store_is_never_news():
+    r = Repeats()
+    assert not r.news(None, T0)
+    assert not r.news(obs(), T0)
+
+
+def test_errors_notes_and_suggestions_are_always_news():
+    r = Repeats()
+    for _ in range(2):
+        assert r.news(DetectionError("ValueError"), T0)
+        assert r.news(obs(note="undecodable gzip"), T0)
+        assert r.news(obs(suggestions=("anything",)), T0)
+
+
+def test_a_repeat_is_reported_again_after_the_window():
+    r = Repeats(dt.timedelta(seconds=30))
+    assert r.news(obs(finding("on")), T0)
+    assert not r.news(obs(finding("on", at=T0 + dt.timedelta(seconds=5))), T0 + dt.timedelta(seconds=5))
+    assert not r.news(obs(finding("on")), T0 + dt.timedelta(seconds=29))
+    assert r.news(obs(finding("on")), T0 + dt.timedelta(seconds=30))  # refreshes last_seen in the store
+    assert not r.news(obs(finding("on")), T0 + dt.timedelta(seconds=31))
+
+
+def test_every_state_change_is_news_even_back_to_an_earlier_state():
+    r = Repeats()
+    seq = ["on", "off", "on", "on", "off"]
+    got = [r.news(obs(finding(s)), T0 + dt.timedelta(seconds=i)) for i, s in enumerate(seq)]
+    assert got == [True, True, True, False, True]
+
+
+def test_toggles_and_notices_of_one_rule_are_tracked_apart():
+    r = Repeats()
+    notice = finding(None, kind="policy_update")
+    assert r.news(obs(finding("on")), T0)
+    assert r.news(obs(notice), T0)
+    assert not r.news(obs(finding("on")), T0)
+    assert not r.news(obs(notice), T0)
+    assert r.news(obs(finding("on"), finding("on", rule="other.rule")), T0)  # one new finding is enough
+
+
+def test_clock_going_backwards_or_naive_times_are_news_not_errors():
+    r = Repeats()
+    assert r.news(obs(finding("on")), T0)
+    assert r.news(obs(finding("on")), T0 - dt.timedelta(hours=1))  # an older recording replayed after
+    assert not r.news(obs(finding("on")), (T0 - dt.timedelta(hours=1)).replace(tzinfo=None))
+    r.clear()
+    assert r.news(obs(finding("on")), T0)
+
+
+# -- FrameReader: whole frames out of a pipe, however the bytes arrive -------------------------------------------
+
+def test_frames_survive_being_written_a_few_bytes_at_a_time():
+    import pickle
+
+    r, w = os.pipe()
+    body = bytes(range(256)) * 3000
+    head = pickle.dumps(("job", "u", "text/html", "", None, HOST, True))
+    data = (FRAME.pack(len(head), len(body)) + head + body) * 2 + FRAME.pack(len(h := pickle.dumps(("stop",))), 0) + h
+
+    def dribble():
+        for i in range(0, len(data), 7777):
+            os.write(w, data[i:i + 7777])
+        os.close(w)
+
+    t = threading.Thread(target=dribble)
+    t.start()
+    reader = FrameReader(r)
+    assert reader.read() == (("job", "u", "text/html", "", None, HOST, True), body)
+    assert reader.read() == (("job", "u", "text/html", "", None, HOST, True), body)
+    assert reader.read() == (("stop",), None)
+    t.join()
+    with pytest.raises(EOFError):
+        reader.read()
+    os.close(r)
+
+
+# -- DetectorProcess: a real worker process ------------------------------------------------------------------------
+
+class Sink:
+    def __init__(self):
+        self.batches: list[list] = []
+        self.dead = threading.Event()
+
+    @property
+    def items(self) -> list:
+        return [item for batch in self.batches for item in batch]
+
+    def kinds(self) -> list[str]:
+        return [f.kind for _, o, _ in self.items if isinstance(o, Observation) for f in o.findings]
+
+
+@pytest.fixture
+def worker():
+    made = []
+
+    def make(**kw) -> tuple[DetectorProcess, Sink]:
+        sink = Sink()
+        p = DetectorProcess(load_pack(shipped_pack()), None, kw.pop("max_bytes", 2_000_000),
+                            on_results=sink.batches.append, on_dead=sink.dead.set, **kw)
+        made.append(p)
+        return p, sink
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def job(on: bool, when=T0, body: bytes | None = None):
+    return (LINKEDIN_URL, "text/html", body if body is not None else linkedin_page(on), "", when, HOST)
+
+
+def test_the_worker_reports_the_first_view_and_state_changes_not_the_reloads(worker):
+    p, sink = worker()
+    for i in range(40):
+        assert p.submit(job(True, T0 + dt.timedelta(seconds=i / 10)))
+    assert p.submit(job(False, T0 + dt.timedelta(seconds=5)))
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=6)))
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on", "toggle_off", "toggle_on"]
+    # the time each observation was made travels with it
+    assert [f.observed_at for _, o, _ in sink.items for f in o.findings] == [
+        T0.isoformat(timespec="seconds"), (T0 + dt.timedelta(seconds=5)).isoformat(timespec="seconds"),
+        (T0 + dt.timedelta(seconds=6)).isoformat(timespec="seconds")]
+
+
+def test_same_answers_as_detecting_in_process(worker):
+    p, sink = worker()
+    detector = Detector(load_pack(shipped_pack()), None)
+    page = linkedin_page(True)
+    p.submit(job(True, body=page))
+    assert p.drain(30)
+    [(url, got, host)] = sink.items
+    assert (url, host) == (LINKEDIN_URL, HOST)
+    assert got == detector.detect(LINKEDIN_URL, "text/html", page, "", T0, rules=detector.rules_for(HOST))
+
+
+def test_a_body_over_max_bytes_is_cut_before_it_is_shipped(worker):
+    p, sink = worker(max_bytes=4096)
+    page = linkedin_page(True) + b"<!--" + b"x" * 3_000_000 + b"-->"
+    p.submit(job(True, body=page))
+    p.submit(job(True, body=b"<p>" + b"y" * 5000 + linkedin_page(True)))  # the switch lies past the cap
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on"]
+
+
+def test_rules_sent_later_replace_the_old_ones_and_start_afresh(worker):
+    p, sink = worker()
+    p.submit(job(True))
+    p.set_rules(load_pack(shipped_pack()))
+    p.submit(job(True))  # the same page again: news to a fresh worker
+    pack = shipped_pack()
+    pack["rules"] = [r for r in pack["rules"] if not r["id"].startswith("linkedin.")]
+    p.set_rules(load_pack(pack))
+    p.submit(job(False))  # no LinkedIn rule any more: nothing to report
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on", "toggle_on"]
+
+
+def test_a_stalled_worker_costs_bounded_memory_and_loses_no_order(worker):
+    p, sink = worker(max_backlog=3_000_000)
+    os.kill(p.proc.pid, signal.SIGSTOP)  # the worker stops reading: the pipe fills, then the backlog
+    try:
+        big = linkedin_page(True) + b"<!--" + b"z" * 400_000 + b"-->"
+        for i in range(40):
+            assert p.submit(job(True, T0 + dt.timedelta(minutes=i), body=big))  # each one news (window passed)
+        assert p.skipped > 0  # the rest were not inspected, and counted
+        assert p._backlog_bytes <= 3_000_000
+    finally:
+        os.kill(p.proc.pid, signal.SIGCONT)
+    assert p.drain(60)
+    stamps = [f.observed_at for _, o, _ in sink.items for f in o.findings]
+    assert 0 < len(stamps) == 40 - p.skipped
+    assert stamps == sorted(stamps)  # in the order they were seen
+
+
+def test_a_worker_that_dies_is_noticed_and_work_falls_back(worker):
+    p, sink = worker()
+    p.submit(job(True))
+    assert p.drain(30)
+    p.proc.kill()
+    deadline = time.monotonic() + 30
+    while not sink.dead.is_set() and time.monotonic() < deadline:
+        p.submit(job(True))  # a write into a pipe nobody reads fails sooner or later, or the receiver sees EOF
+        time.sleep(0.01)
+    assert sink.dead.is_set()
+    assert p.submit(job(True)) is False  # the caller detects in-process from now on
+    assert p.drain(1)  # nothing to wait for
+
+
+def test_close_stops_the_worker(worker):
+    p, sink = worker()
+    p.submit(job(True))
+    p.close()
+    assert not p.proc.is_alive()
+    assert sink.kinds() == ["toggle_on"]  # what was queued was detected before it stopped
