@@ -227,3 +227,33 @@ def test_close_stops_the_worker(worker):
     p.close()
     assert not p.proc.is_alive()
     assert sink.kinds() == ["toggle_on"]  # what was queued was detected before it stopped
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd", "gzip, br"])
+def test_a_compressed_body_is_cut_where_it_still_decodes_to_max_bytes(worker, encoding):
+    import gzip
+    import random
+    import zlib
+
+    import brotli
+    import zstandard
+
+    encoders = {"gzip": gzip.compress, "deflate": zlib.compress, "br": brotli.compress,
+                "zstd": zstandard.ZstdCompressor().compress}
+    max_bytes = 64 * 1024
+    noise = random.Random(7).randbytes(6 * max_bytes)  # incompressible: the worst case for the cut
+    detector = Detector(load_pack(shipped_pack()), None, max_bytes)
+    p, sink = worker(max_bytes=max_bytes)
+    for i, page in enumerate((linkedin_page(True) + b"<!--" + noise.hex().encode() + b"-->",
+                 noise[: max_bytes - 1000] + linkedin_page(True) + noise,  # the switch just inside max_bytes
+                 noise)):
+        body = page
+        for enc in encoding.split(", "):
+            body = encoders[enc](body)
+        sink.batches.clear()
+        p.submit((LINKEDIN_URL, "text/html", body, encoding, T0 + dt.timedelta(hours=i), HOST))
+        assert p.drain(30)
+        whole = detector.detect(LINKEDIN_URL, "text/html", body, encoding, T0 + dt.timedelta(hours=i), rules=detector.rules_for(HOST))
+        got = [o for _, o, _ in sink.items]
+        assert [f.kind for o in got for f in o.findings] == [f.kind for f in whole.findings]
+        assert got == ([whole] if whole.note or whole.findings else [])

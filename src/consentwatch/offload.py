@@ -46,6 +46,8 @@ Job = tuple[str, str, "bytes | None", str, "dt.datetime | None", str]  # url, co
 
 FRAME = struct.Struct("!IQ")  # header length, body length
 PIPE_SIZE = 1 << 20  # ask the kernel for a 1 MiB pipe: a burst of pages goes in without waiting
+ENCODED_SLACK = 256 << 10  # see _shipped_bytes()
+CUTTABLE = frozenset({"gzip", "x-gzip", "deflate", "zstd", "identity"})
 MAX_BACKLOG = 64 << 20  # bytes waiting for a slow worker; beyond this, pages are skipped (and counted)
 REPEAT_WINDOW = dt.timedelta(seconds=30)  # a repeat is still reported this often (it refreshes last_seen)
 
@@ -217,8 +219,10 @@ class DetectorProcess:
         if not self.alive:
             return False
         url, content_type, body, encoding, when, host = job
-        if body is not None and not encoding.strip() and len(body) > self.max_bytes:
-            body = memoryview(body)[: self.max_bytes]  # only this much is ever read: do not ship the rest
+        if body is not None:
+            cap = _shipped_bytes(encoding, self.max_bytes)
+            if cap is not None and len(body) > cap:
+                body = memoryview(body)[:cap]
         # the time travels as a float: pickling a datetime costs the proxy more than the rest of the header
         stamp = when.timestamp() if when is not None else None
         self._write(("job", url, content_type, encoding, stamp, host, body is not None), body, droppable=True)
@@ -370,6 +374,22 @@ class DetectorProcess:
             self.proc.join(timeout)
         self._receiver.join(timeout)  # ends at the EOF of the worker's exit
         self._answers.close()
+
+
+def _shipped_bytes(content_encoding: str, max_bytes: int) -> int | None:
+    """How much of a body the worker can need, or None for all of it.
+
+    Only max_bytes decoded bytes are ever read, so the rest is not shipped. A gzip, deflate or zstd body is
+    cut a little later: its first max_bytes + ENCODED_SLACK bytes decode to at least max_bytes (gzip and
+    deflate stream; zstd loses the cut block, at most 128 KiB), and the decoders keep what a cut stream
+    yields. Brotli is never cut: its Python decoder yields almost nothing of a cut stream.
+    """
+    encodings = [e.strip().lower() for e in content_encoding.split(",") if e.strip()]
+    if not encodings or encodings == ["identity"]:
+        return max_bytes
+    if all(e in CUTTABLE for e in encodings):
+        return max_bytes + ENCODED_SLACK
+    return None
 
 
 def _after(parts: list, written: int) -> list:
