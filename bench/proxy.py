@@ -131,7 +131,11 @@ def main() -> int:
                 p.terminate()
                 p.wait(timeout=10)
             lags[mode] = [json.loads(p.read_text()) for p in (lag_a, lag_b)]
-            state = json.loads((data_dir / "state.json").read_text())
+            if not any(name.startswith("matched") and any(c in name.split() for c in args.cases.split(","))
+                       for name, *_ in CASES):
+                continue
+            state_file = data_dir / "state.json"
+            state = json.loads(state_file.read_text()) if state_file.exists() else {}
             rules = {w["rule_id"] for w in state.get("warnings", {}).values()}
             rows.append((mode, "inspected? " + ("yes: linkedin.genai-training warning stored" if
                                                   "linkedin.genai-training" in rules else "NO WARNING STORED"),
