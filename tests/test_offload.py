@@ -257,3 +257,16 @@ def test_a_compressed_body_is_cut_where_it_still_decodes_to_max_bytes(worker, en
         got = [o for _, o, _ in sink.items]
         assert [f.kind for o in got for f in o.findings] == [f.kind for f in whole.findings]
         assert got == ([whole] if whole.note or whole.findings else [])
+
+
+def test_one_body_bigger_than_the_backlog_is_skipped_not_buffered(worker):
+    import brotli
+
+    p, sink = worker(max_backlog=1_000_000)
+    noise = __import__("random").Random(3).randbytes(1_200_000)
+    huge = brotli.compress(linkedin_page(True) + noise, quality=0)  # brotli: never cut
+    assert len(huge) > 1_000_000
+    p.submit((LINKEDIN_URL, "text/html", huge, "br", T0, HOST))
+    p.submit(job(True, T0 + dt.timedelta(minutes=1)))
+    assert p.drain(30)
+    assert p.skipped == 1 and sink.kinds() == ["toggle_on"]

@@ -235,14 +235,14 @@ class DetectorProcess:
         head_bytes = pickle.dumps(head, protocol=pickle.HIGHEST_PROTOCOL)
         body_len = len(body) if body is not None else 0
         parts = [FRAME.pack(len(head_bytes), body_len), head_bytes] + ([body] if body_len else [])
+        size = FRAME.size + len(head_bytes) + body_len
         with self._lock:
             if not self.alive:
                 return
+            if droppable and self._backlog_bytes + size > self.max_backlog:
+                self._skip()  # the worker is far behind (or one uncuttable body is huge): memory stays bounded
+                return
             if self._backlog:  # keep the order: behind what already waits
-                size = FRAME.size + len(head_bytes) + body_len
-                if droppable and self._backlog_bytes + size > self.max_backlog:
-                    self._skip()
-                    return
                 self._queue(parts)
                 return
             try:
