@@ -32,6 +32,17 @@ def test_truncated_gzip_gives_what_was_there():
     assert text and text.startswith("<html>")
 
 
+@pytest.mark.parametrize("enc, compress", [
+    ("gzip", gzip.compress), ("br", brotli.compress), ("zstd", zstandard.ZstdCompressor().compress),
+])
+def test_a_stream_cut_in_half_gives_most_of_its_first_half(enc, compress):
+    # a page whose transfer broke off: the switch in its first third must still be read
+    page = "".join(f"<p>setting {i} is on</p>" for i in range(100_000)).encode()
+    data = compress(page)
+    text, _ = read_body(data[: len(data) // 2], "text/html", enc)
+    assert text and page.decode().startswith(text) and len(text) > len(page) // 3
+
+
 @pytest.mark.parametrize("enc", ["gzip", "br", "zstd", "deflate"])
 def test_garbage_labelled_compressed_is_refused(enc):
     text, note = read_body(b"\x00\xff" * 500, "text/html", enc)

@@ -36,11 +36,26 @@ def _inflate(data: bytes, limit: int) -> bytes:
 
 
 def _unbrotli(data: bytes, limit: int) -> bytes:
+    # When its input runs out before the stream ends (a cut transfer), brotli's Python decoder hands over
+    # one output buffer (~32 KB) per call and keeps the rest of what it decoded: calls with no more input
+    # bring the rest out. A whole stream comes out in the first call.
     d = brotli.Decompressor()
     try:
-        return d.process(data, output_buffer_limit=limit)[:limit]
+        out = d.process(data, output_buffer_limit=limit)
+        limited = True
     except TypeError:  # older brotli without output_buffer_limit: still bounded by the caller's check
-        return d.process(data)[:limit]
+        out, limited = d.process(data), False
+    chunks, size = [out], len(out)
+    while size < limit and not d.is_finished():
+        try:
+            out = d.process(b"", output_buffer_limit=limit - size) if limited else d.process(b"")
+        except brotli.error:
+            break  # corrupt further on: keep what decoded
+        if not out:
+            break
+        chunks.append(out)
+        size += len(out)
+    return b"".join(chunks)[:limit]
 
 
 def _unzstd(data: bytes, limit: int) -> bytes:
