@@ -264,7 +264,7 @@ def test_one_body_bigger_than_the_backlog_is_skipped_not_buffered(worker):
 
     p, sink = worker(max_backlog=1_000_000)
     noise = __import__("random").Random(3).randbytes(1_200_000)
-    huge = brotli.compress(linkedin_page(True) + noise, quality=0)  # brotli: never cut
+    huge = brotli.compress(linkedin_page(True) + noise, quality=0)  # under max_bytes + slack: not cut
     assert len(huge) > 1_000_000
     p.submit((LINKEDIN_URL, "text/html", huge, "br", T0, HOST))
     p.submit(job(True, T0 + dt.timedelta(minutes=1)))

@@ -47,7 +47,7 @@ Job = tuple[str, str, "bytes | None", str, "dt.datetime | None", str]  # url, co
 FRAME = struct.Struct("!IQ")  # header length, body length
 PIPE_SIZE = 1 << 20  # ask the kernel for a 1 MiB pipe: a burst of pages goes in without waiting
 ENCODED_SLACK = 256 << 10  # see _shipped_bytes()
-CUTTABLE = frozenset({"gzip", "x-gzip", "deflate", "zstd", "identity"})
+CUTTABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
 MAX_BACKLOG = 64 << 20  # bytes waiting for a slow worker; beyond this, pages are skipped (and counted)
 REPEAT_WINDOW = dt.timedelta(seconds=30)  # a repeat is still reported this often (it refreshes last_seen)
 
@@ -379,10 +379,10 @@ class DetectorProcess:
 def _shipped_bytes(content_encoding: str, max_bytes: int) -> int | None:
     """How much of a body the worker can need, or None for all of it.
 
-    Only max_bytes decoded bytes are ever read, so the rest is not shipped. A gzip, deflate or zstd body is
-    cut a little later: its first max_bytes + ENCODED_SLACK bytes decode to at least max_bytes (gzip and
-    deflate stream; zstd loses the cut block, at most 128 KiB), and the decoders keep what a cut stream
-    yields. Brotli is never cut: its Python decoder yields almost nothing of a cut stream.
+    Only max_bytes decoded bytes are ever read, so the rest is not shipped. A compressed body is cut a
+    little later: its first max_bytes + ENCODED_SLACK bytes decode to at least max_bytes (gzip, deflate
+    and brotli stream; zstd loses the cut block, at most 128 KiB), and the decoders keep what a cut stream
+    yields (detect/body.py). An encoding we do not know is shipped whole.
     """
     encodings = [e.strip().lower() for e in content_encoding.split(",") if e.strip()]
     if not encodings or encodings == ["identity"]:
