@@ -11,17 +11,30 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install run test bench browser clean fixtures
+.PHONY: install lock run test bench browser clean fixtures
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins (hashes checked), then the package itself without resolving
+# anything, then a smoke run (`--version` and an import of every module). Only a venv that passed the smoke
+# run is stamped: a broken install is never marked installed.
+$(STAMP): requirements.lock pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "consentwatch needs Python >= 3.12 (set PYTHON=/path/to/python3.12)"; exit 2; fi
 	@echo "using $(PYTHON)"
+	rm -f $(STAMP)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	$(VENV)/bin/consentwatch --version
+	$(PY) -m consentwatch.smoke
 	touch $(STAMP)
+
+# Re-resolves requirements.lock from pyproject.toml (every Python and platform at once), with hashes.
+# Upgrading: edit the ranges in pyproject.toml if needed, `make lock`, `make test`, commit both files.
+lock:
+	@test -x $(VENV)/bin/uv || { test -x $(PY) || $(PYTHON) -m venv $(VENV); $(PY) -m pip install -q uv; }
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --universal --python-version 3.12 \
+	  --generate-hashes --upgrade -q -o requirements.lock
 
 # The real browser for the extension tests: Debian's chromium (Playwright's own download fails offline).
 browser:

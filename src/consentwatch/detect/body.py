@@ -10,8 +10,15 @@ import codecs
 import re
 import zlib
 
+import sys
+
 import brotli
-import zstandard
+
+# mitmproxy's own choice: the standard library's zstd from 3.14 on, its backport below.
+if sys.version_info >= (3, 14):
+    from compression import zstd
+else:
+    from backports import zstd
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # decoded bytes inspected per response (option consentwatch_max_bytes)
 
@@ -59,19 +66,25 @@ def _unbrotli(data: bytes, limit: int) -> bytes:
 
 
 def _unzstd(data: bytes, limit: int) -> bytes:
-    reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+    # One decompressor per frame (a body may hold several); a cut stream gives what it decoded so far.
     chunks, size = [], 0
+    d = zstd.ZstdDecompressor()
     while size < limit:
         try:
-            chunk = reader.read(min(1 << 16, limit - size))
-        except zstandard.ZstdError:
+            out = d.decompress(data, limit - size)
+        except zstd.ZstdError:
             if chunks:
-                break  # truncated: keep what decoded
+                break  # corrupt further on (or trailing garbage): keep what decoded
             raise
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
+        data = b""
+        chunks.append(out)
+        size += len(out)
+        if d.eof:
+            if not d.unused_data:
+                break
+            data, d = d.unused_data, zstd.ZstdDecompressor()
+        elif d.needs_input:
+            break  # truncated
     return b"".join(chunks)
 
 
@@ -100,7 +113,7 @@ def decompress(data: bytes, content_encoding: str, limit: int) -> tuple[bytes, s
             raise BodyError(f"unsupported content-encoding {enc!r}")
         try:
             out = fn(data, limit)
-        except (zlib.error, brotli.error, zstandard.ZstdError) as e:
+        except (zlib.error, brotli.error, zstd.ZstdError) as e:
             sniffed = sniff_encoding(data)
             if sniffed and sniffed != enc:
                 out, note = _DECODERS[sniffed](data, limit), f"labelled {enc}, was {sniffed}"
@@ -119,7 +132,7 @@ def decompress(data: bytes, content_encoding: str, limit: int) -> tuple[bytes, s
         if sniffed:  # compressed but unlabelled (e.g. a HAR export that dropped the header)
             try:
                 data, note = _DECODERS[sniffed](data, limit), f"unlabelled {sniffed}"
-            except (zlib.error, zstandard.ZstdError):
+            except (zlib.error, zstd.ZstdError):
                 pass
     return data[:limit], note
 
