@@ -15,7 +15,7 @@ from consentwatch.detect import Detector, Observation
 from consentwatch.findings import Finding
 from consentwatch.offload import FRAME, DetectorProcess, FrameReader, Repeats
 from consentwatch.rules.model import load_pack, shipped_pack
-from consentwatch.watch import DetectionError
+from consentwatch.detect import DetectionError
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
 HOST = "www.linkedin.com"

@@ -36,7 +36,7 @@ import struct
 import threading
 from typing import Callable
 
-from .detect import Detector, Observation
+from .detect import DetectionError, Detector, Observation
 from .findings import POLICY_UPDATE
 from .rules.model import RuleSet, load_pack
 
@@ -130,8 +130,6 @@ class FrameReader:
 
 
 def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int) -> None:
-    from .watch import DetectionError
-
     detector = Detector(load_pack(pack), region, max_bytes)
     repeats = Repeats()
     reader = FrameReader(jobs.fileno())

@@ -122,3 +122,15 @@ def effective_date(text: str) -> str | None:
         if weak is None and _WEAK_CUE.search(before):
             weak = d
     return (weak or dates[0][1]).isoformat()
+
+
+# A JSON quote as it appears in a page: plain, escaped inside a JSON string, or as an HTML entity.
+JSON_QUOTE = r'(?:"|\\"|&quot;|&#34;|&#x22;|\\u0022|\\x22)'
+
+
+def json_key_regex(key: str) -> re.Pattern[str]:
+    """`"key" : value` in raw text (JSON that does not parse, JSON inside HTML), the value in group 1.
+
+    The JSON detector scans with it and rule validation checks it for safety, so both see the same pattern."""
+    return re.compile(JSON_QUOTE + re.escape(key) + JSON_QUOTE + r"\s*:\s*(true|false|[01](?![0-9.])|" + JSON_QUOTE
+                      + r"[a-z]{2,8}" + JSON_QUOTE + ")", re.I)

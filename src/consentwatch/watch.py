@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .detect import Detector, Observation
+from .detect import DetectionError, Detector, Observation
 from .detect.body import DEFAULT_MAX_BYTES
 from .findings import Finding
 from .rules.model import RuleSet
@@ -25,13 +24,6 @@ from .store.suggestions import SuggestionStore
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionError:
-    """Detection raised: only the exception's type travels (its message may quote the page)."""
-
-    kind: str
 
 
 class Watch:

@@ -4,6 +4,6 @@ The live addon, `consentwatch replay` and the tests all call `Detector.detect`, 
 what runs.
 """
 
-from .engine import Detector, Observation
+from .engine import DetectionError, Detector, Observation
 
-__all__ = ["Detector", "Observation"]
+__all__ = ["DetectionError", "Detector", "Observation"]

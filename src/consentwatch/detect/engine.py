@@ -31,6 +31,13 @@ class Observation:
     suggestions: tuple[Suggestion, ...] = ()  # AI-labelled controls no rule knows (host, path, label only)
 
 
+@dataclass(frozen=True, slots=True)
+class DetectionError:
+    """Detection raised: only the exception's type travels (its message may quote the page)."""
+
+    kind: str
+
+
 def _kind_of(content_type: str, text: str) -> str:
     ct = (content_type or "").split(";")[0].strip().lower()
     if "json" in ct or ct.endswith("+json"):

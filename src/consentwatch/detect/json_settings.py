@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from ..rules.model import JsonKey, Rule
+from ..text import JSON_QUOTE, json_key_regex
 
 MAX_NODES = 2_000_000  # bound on the walk for pathological documents
 
@@ -59,20 +60,12 @@ def walk_values(doc: object, keys: set[str]) -> dict[str, list[object]]:
     return found
 
 
-_Q = r'(?:"|\\"|&quot;|&#34;|&#x22;|\\u0022|\\x22)'
-
-
-def _scan_regex(key: str) -> re.Pattern[str]:
-    # "key" : value, with the quotes possibly escaped for HTML or for a JSON string inside JSON
-    return re.compile(_Q + re.escape(key) + _Q + r"\s*:\s*(true|false|[01](?![0-9.])|" + _Q + r"[a-z]{2,8}" + _Q + ")", re.I)
-
-
 def scan_values(text: str, keys: set[str]) -> dict[str, list[object]]:
     """Regex fallback for JSON that does not parse (truncated, embedded in HTML, too deep)."""
     found: dict[str, list[object]] = {}
     for key in keys:
-        for m in _scan_regex(key).finditer(text):
-            raw = re.sub(_Q, "", m.group(1))
+        for m in json_key_regex(key).finditer(text):
+            raw = re.sub(JSON_QUOTE, "", m.group(1))
             found.setdefault(key, []).append(raw)
     return found
 

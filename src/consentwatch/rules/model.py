@@ -14,7 +14,7 @@ import jsonschema
 
 from .. import ENGINE_VERSION
 from ..findings import Remedy
-from ..text import anchor_word, norm, phrase_regex, phrase_source, raw_phrase_pattern, words
+from ..text import anchor_word, json_key_regex, norm, phrase_regex, phrase_source, raw_phrase_pattern, words
 from .regex_safety import check_pattern
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,6 @@ def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
     """Every regex a rule compiles to, as (field path, source, flags, anchored), for the safety check.
 
     These are the same sources `Rule.from_dict` compiles (a test keeps the two in step)."""
-    from ..detect.json_settings import _scan_regex  # the detectors import this module: import late
-
     s = d.get("setting") or {}
     out: list[tuple[str, str, int, bool]] = []
     if s.get("labels"):
@@ -106,7 +104,7 @@ def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
     if s.get("pages"):
         out.append(("setting/pages", "^(?:" + "|".join(glob_to_regex(p) for p in s["pages"]) + ")", 0, True))
     for i, k in enumerate(s.get("json_keys", ())):
-        rx = _scan_regex(k["key"])
+        rx = json_key_regex(k["key"])
         out.append((f"setting/json_keys/{i}/key", rx.pattern, rx.flags & ~re.UNICODE, False))
     notices = d.get("notices")
     if notices:
