@@ -13,11 +13,11 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, Sequence
 
 from tinydb import Query
 
 from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding
-from ..rules.model import Rule
 from .atomic import open_db
 
 STATE_FILE = "state.json"
@@ -25,6 +25,14 @@ LAST_SEEN_EVERY = dt.timedelta(seconds=60)  # page views only refresh last_seen 
 
 ACTIVE, RESOLVED, DISMISSED = "active", "resolved", "dismissed"
 Q = Query()
+
+
+class RuleFacts(Protocol):
+    """What a new warning copies from its rule (rules.model.Rule has it). The store knows findings, not rules."""
+
+    data: dict
+    platform_name: str
+    hosts: Sequence[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +118,7 @@ class StateStore:
             yield
 
     # -- writing ---------------------------------------------------------------------------------
-    def record(self, finding: Finding, rule: Rule | None = None) -> tuple[Finding, list[Event]]:
+    def record(self, finding: Finding, rule: RuleFacts | None = None) -> tuple[Finding, list[Event]]:
         """Store one finding. Returns it (kind may become toggle_reenabled) and the events to announce.
 
         Events are returned only after the write: whatever a client hears about is already on disk.
@@ -129,7 +137,7 @@ class StateStore:
                 return finding, self._resolve(finding)
             return finding, self._raise(finding, rule)
 
-    def _raise(self, f: Finding, rule: Rule | None) -> list[Event]:
+    def _raise(self, f: Finding, rule: RuleFacts | None) -> list[Event]:
         key = warning_key(f)
         existing = self._find(key)
         if existing is None:
@@ -168,7 +176,7 @@ class StateStore:
             w = dict(self.warnings.get(doc_id=doc.doc_id))
         return w, [Event("resolved", w)]
 
-    def _new_warning(self, key: str, f: Finding, rule: Rule | None) -> dict:
+    def _new_warning(self, key: str, f: Finding, rule: RuleFacts | None) -> dict:
         data = rule.data if rule else {}
         return {
             "id": warning_id(key), "key": key, "kind": f.kind, "status": ACTIVE,
