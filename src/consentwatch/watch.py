@@ -16,7 +16,6 @@ from .detect import DetectionError, Detector, Observation
 from .detect.body import DEFAULT_MAX_BYTES
 from .findings import Finding
 from .rules.model import RuleSet
-from .rules import store as rule_store
 from .rules.store import RuleStore
 from .store.state import Event, StateStore
 from .store.suggestions import SuggestionStore
@@ -32,16 +31,15 @@ class Watch:
         self.data_dir = Path(data_dir)
         self.region = region
         self.rule_store = RuleStore(self.data_dir)
+        # a start: an unusable rules.json is set aside here; later changes come through set_rules (reload())
         self.rules = rules if rules is not None else self.rule_store.load()
+        self.rules_stamp = self.rule_store.stamp()  # the rules.json these rules came from (see RulesReloader)
         self.detector = Detector(self.rules, region, max_bytes)
         self.state = StateStore(self.data_dir, region)
         self.listeners: list[Listener] = []
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
         self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
         self.undecodable = 0
-        # from now on a bad rules.json must not replace these rules (a live reload keeps them; rules/store.py)
-        rule_store.hold(self.data_dir)
-        self._held = True
 
     def set_rules(self, rules: RuleSet) -> None:
         """Swap the rules in force (after an import). The detector is replaced whole: no half-updated state."""
@@ -118,9 +116,6 @@ class Watch:
             log.warning("could not store a suggestion: %s", type(e).__name__)
 
     def close(self) -> None:
-        if getattr(self, "_held", False):
-            self._held = False
-            rule_store.release(self.data_dir)
         self.state.close()
         if self._suggestions is not None:
             self._suggestions.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import importlib
 import json
 import logging
 from importlib import resources
@@ -14,6 +13,7 @@ from typing import Callable
 from aiohttp import web
 
 from .. import __version__
+from ..report import render_report
 from ..watch import Watch
 from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
@@ -102,11 +102,8 @@ class Api:
         fmt = request.query.get("format", "html")
         if fmt not in REPORT_FORMATS:
             return error(400, f"format must be one of {', '.join(REPORT_FORMATS)}")
-        try:
-            render = importlib.import_module("consentwatch.report").render_report
-        except (ImportError, AttributeError):
-            return error(404, "this install has no report module")
-        content_type, text = await self._in_thread(render, self.watch().data_dir, fmt)
+        w = self.watch()
+        content_type, text = await self._in_thread(render_report, w.data_dir, fmt, None, w.rules)
         ctype, _, params = content_type.partition(";")
         charset = "utf-8"
         if "charset=" in params:

@@ -14,6 +14,9 @@ import json
 from importlib import resources
 from pathlib import Path
 
+from ..rules.model import PackError, RuleSet, load_pack, shipped_pack
+from ..rules.store import RuleStore
+from ..store.state import StateStore
 from .model import build_report
 
 FORMATS = ("html", "json", "md")
@@ -33,24 +36,18 @@ def schema() -> dict:
 
 
 def _rules(data_dir: Path):
-    """The rules in force, without creating a rule database where there is none (a report only reads)."""
-    from ..rules.model import PackError, load_pack, shipped_pack
-    from ..rules.store import RULES_FILE, RuleStore
-
-    if (data_dir / RULES_FILE).exists():
-        try:
-            return RuleStore(data_dir).load()
-        except PackError:  # a bad rules.json while `run` keeps its rules in force: a report still renders
-            pass
-    return load_pack(shipped_pack())
+    """The rules of the data dir, read only: a report never creates, refreshes or sets aside a rule database."""
+    try:
+        return RuleStore(data_dir).reload()
+    except PackError:  # a bad rules.json (a running `run` keeps its rules in force): a report still renders
+        return load_pack(shipped_pack())
 
 
-def collect(data_dir, today: dt.date | None = None) -> dict:
-    """Read the data dir and build the report's facts (nothing is written)."""
-    from ..store.state import StateStore
-
+def collect(data_dir, today: dt.date | None = None, rules: RuleSet | None = None) -> dict:
+    """Read the data dir and build the report's facts (nothing is written). `rules`: the rules in force, when the
+    caller has them (the running API); otherwise the data dir's."""
     data_dir = Path(data_dir)
-    rules = _rules(data_dir)
+    rules = rules if rules is not None else _rules(data_dir)
     store = StateStore(data_dir)
     try:
         warnings = store.list_warnings("all")
@@ -75,8 +72,9 @@ def render(report: dict, fmt: str = "html") -> tuple[str, str]:
     raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def render_report(data_dir, fmt: str = "html", today: dt.date | None = None) -> tuple[str, str]:
+def render_report(data_dir, fmt: str = "html", today: dt.date | None = None,
+                  rules: RuleSet | None = None) -> tuple[str, str]:
     """The report for a data dir as (content_type, text). fmt: 'html', 'json' or 'md'. Raises ValueError."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
-    return render(collect(data_dir, today), fmt)
+    return render(collect(data_dir, today, rules), fmt)

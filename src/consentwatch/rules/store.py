@@ -4,11 +4,11 @@ The database holds one pack at a time (table `rules`, plus `meta` with its versi
 that fails validation never replaces a working one:
 
 - `write_pack` (`rules import`) validates first; the old database stays when the new pack is refused.
-- A `rules.json` that is not usable (garbage, not a rule database, an invalid pack) found while this process
-  has the rules of that data dir in force (a running proxy rechecking the file): `load` raises RulesUnusable
-  and leaves the file alone; the caller keeps the rules in force and says so in one line.
-- The same found on a start (`run`, `replay`, the CLI): the file is moved aside as
+- `load()` is for a start (`run`, `replay`, the CLI): it seeds or refreshes the shipped pack, and a `rules.json`
+  that is not usable (garbage, not a rule database, an invalid pack) is moved aside as
   `rules.json.corrupt-<timestamp>`, one log line says so, and the shipped pack is installed and used.
+- `reload()` is for a running process rechecking the file (and for readers such as the report): it never writes.
+  An unusable file raises RulesUnusable and is left alone; the caller keeps the rules in force and says so.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import threading
-from collections import Counter
 from pathlib import Path
 
 from ..store.atomic import CorruptFile, move_aside, open_db
@@ -30,35 +28,6 @@ RULES_FILE = "rules.json"
 
 class RulesUnusable(PackError):
     """rules.json is there but holds no usable pack. The message is one line for the user."""
-
-
-# -- which data dirs have their rules in force in this process (a Watch holds them) ---------------------------
-
-_in_force: Counter[str] = Counter()
-_in_force_lock = threading.Lock()
-
-
-def _key(data_dir: Path) -> str:
-    return os.path.realpath(data_dir)
-
-
-def hold(data_dir: Path) -> None:
-    """A Watch of this process uses the rules of data_dir from now on: a bad rules.json must not replace them."""
-    with _in_force_lock:
-        _in_force[_key(data_dir)] += 1
-
-
-def release(data_dir: Path) -> None:
-    with _in_force_lock:
-        key = _key(data_dir)
-        _in_force[key] -= 1
-        if _in_force[key] <= 0:
-            del _in_force[key]
-
-
-def in_force(data_dir: Path) -> bool:
-    with _in_force_lock:
-        return _in_force[_key(data_dir)] > 0
 
 
 def _version_key(v) -> tuple:
@@ -148,11 +117,8 @@ class RuleStore:
         return ruleset
 
     def load(self) -> RuleSet:
-        """The rules to use. Seeds (or refreshes) the shipped pack when appropriate.
-
-        A rules.json that is not usable raises RulesUnusable while this process has the data dir's rules in force
-        (see `hold`): the caller keeps them. Otherwise it is moved aside and the shipped pack is used.
-        """
+        """The rules to use on a start. Seeds (or refreshes) the shipped pack; an unusable rules.json is moved
+        aside and the shipped pack is installed and used instead."""
         shipped = shipped_pack()
         try:
             pack, meta = self._read()
@@ -160,14 +126,30 @@ class RuleStore:
                 return self._seed(shipped, "first start")
             rules = load_pack(pack)
         except PackError as e:
-            why = _one_line(e)
-            if in_force(self.path.parent):
-                raise RulesUnusable(f"{self.path} is not a usable rule pack ({why}); it was not loaded and stays as "
-                                    "it is until a valid pack replaces it (consentwatch rules import)") from None
-            return self._set_aside(shipped, why)
+            return self._set_aside(shipped, _one_line(e))
         if meta.get("origin") == "shipped" and _version_key(shipped["version"]) > _version_key(meta.get("version", "")):
             return self._seed(shipped, f"shipped pack {shipped['version']} is newer")
         return rules
+
+    def reload(self) -> RuleSet:
+        """The rules in rules.json now, for a running process: never writes. Without a rules.json, the shipped pack
+        (the next start installs it). Raises RulesUnusable, one line, when the file holds no usable pack."""
+        try:
+            pack, _ = self._read()
+            if pack is None:
+                return load_pack(shipped_pack())
+            return load_pack(pack)
+        except PackError as e:
+            raise RulesUnusable(f"{self.path} is not a usable rule pack ({_one_line(e)}); it was not loaded and stays "
+                                "as it is until a valid pack replaces it (consentwatch rules import)") from None
+
+    def stamp(self) -> tuple | None:
+        """rules.json's identity now (mtime, size, inode), None when there is none: a changed stamp means reload."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def meta(self) -> dict:
         try:
