@@ -4,4 +4,6 @@ All logic lives in the `consentwatch` package (pip install -e . from the reposit
 only hands its addons to mitmproxy, so people keep their own mitmproxy command line.
 """
 
-from consentwatch.addon import addons  # noqa: F401
+from consentwatch.assembly import default_addons
+
+addons = default_addons()

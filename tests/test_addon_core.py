@@ -76,3 +76,52 @@ def test_detection_error_never_touches_the_flow_and_is_counted_once(data_dir, mo
         logged = [r for r in caplog.records if "detection failed" in r.getMessage()]
         assert len(logged) == 1  # once per rule set, then counted
         assert "SECRET_PAGE_TEXT" not in caplog.text  # the exception's text is not logged, only its type
+
+
+def test_a_new_data_dir_does_not_wait_for_the_old_one_on_the_event_loop(tmp_path, monkeypatch):
+    """configure() runs on the proxy's loop: the old data dir's queued work finishes in the store thread, after
+    configure has returned, and lands in the old data dir."""
+    import threading
+
+    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
+    old_dir.mkdir()
+    new_dir.mkdir()
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, consentwatch_data_dir=str(old_dir), consentwatch_detect_process=False)
+        old_watch = a.watch
+        gate = threading.Event()
+        real = old_watch.process
+
+        def slow_process(*args, **kwargs):
+            gate.wait(60)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(old_watch, "process", slow_process)
+        a.response(make_flow(LINKEDIN_URL, linkedin_page(True)))
+        release = threading.Timer(20, gate.set)  # only if configure() waited for the queued job
+        release.start()
+        try:
+            tctx.configure(a, consentwatch_data_dir=str(new_dir))
+            assert not gate.is_set()  # configure returned while the old job was still waiting
+            assert a.watch is not old_watch and a.watch.data_dir == new_dir
+        finally:
+            gate.set()
+            release.cancel()
+        a.pool.submit(lambda: None).result(30)  # the old job, then the old watch's retirement
+        import json
+        stored = json.loads((old_dir / "state.json").read_text())["warnings"]
+        assert [w["rule_id"] for w in stored.values()] == ["linkedin.genai-training"]
+        assert a.watch.state.list_warnings() == []
+
+
+def test_same_data_dir_new_region_keeps_the_stores(data_dir):
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_detect_process=False)
+        watch, state = a.watch, a.watch.state
+        tctx.configure(a, consentwatch_region="DE")
+        assert a.watch is watch and a.watch.state is state
+        assert watch.region == "DE" and state.region == "DE" and watch.detector.region == "DE"
+        run_flows(a, [make_flow(LINKEDIN_URL, linkedin_page(True))])
+        assert [w["region"] for w in a.watch.state.list_warnings()] == ["DE"]

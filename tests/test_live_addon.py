@@ -14,7 +14,8 @@ from mitmproxy import exceptions, http
 from mitmproxy.test import taddons, tflow
 
 from consentwatch.addon import ConsentWatch
-from consentwatch.api.server import ApiServer
+from consentwatch.assembly import default_addons
+from consentwatch.rules_reloader import RulesReloader
 from consentwatch.live import FIXED_OPTIONS, RunConfig, RunError, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
@@ -45,8 +46,7 @@ def pack_without_linkedin(version: str) -> dict:
 # -- the API addon ---------------------------------------------------------------------------------------
 
 def test_api_port_option(data):
-    cw = ConsentWatch()
-    api = ApiServer(cw)
+    cw, _, api = default_addons()
     with taddons.context(cw, api) as tctx:
         assert tctx.options.consentwatch_api_port == 8765
         with pytest.raises(exceptions.OptionsError):
@@ -57,8 +57,7 @@ def test_api_port_option(data):
 
 
 async def test_api_off_when_port_zero(data):
-    cw = ConsentWatch()
-    api = ApiServer(cw)
+    cw, _, api = default_addons()
     with taddons.context(cw, api) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
         tctx.configure(api, consentwatch_api_port=0)
@@ -70,8 +69,7 @@ async def test_api_off_when_port_zero(data):
 
 async def test_flow_to_websocket_through_the_addons(data):
     """A response hook on the proxy's loop -> worker thread -> store -> hub -> WebSocket client."""
-    cw = ConsentWatch()
-    api = ApiServer(cw)
+    cw, _, api = default_addons()
     port = free_port()
     with taddons.context(cw, api) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
@@ -101,8 +99,7 @@ async def test_flow_to_websocket_through_the_addons(data):
 
 
 async def test_api_port_change_restarts_the_server(data):
-    cw = ConsentWatch()
-    api = ApiServer(cw)
+    cw, _, api = default_addons()
     p1, p2 = free_port(), free_port()
     with taddons.context(cw, api) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
@@ -123,8 +120,7 @@ async def test_api_port_change_restarts_the_server(data):
 async def test_api_port_in_use_is_logged_not_raised(data, caplog):
     import socket
 
-    cw = ConsentWatch()
-    api = ApiServer(cw)
+    cw, _, api = default_addons()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -140,18 +136,19 @@ async def test_api_port_in_use_is_logged_not_raised(data, caplog):
 # -- live rule reload ------------------------------------------------------------------------------------
 
 async def test_rules_reload_when_rules_json_changes(data):
-    cw = ConsentWatch(reload_every=0)
+    cw = ConsentWatch()
+    reloader = RulesReloader(cw, every=0)
     heard = []
     cw.rule_listeners.append(heard.append)
     with taddons.context(cw) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
         assert heard and RULE_ID in heard[-1].by_id
-        assert await cw.check_rules() is False  # unchanged: nothing read
+        assert await reloader.check() is False  # unchanged: nothing read
         RuleStore(data).write_pack(pack_without_linkedin("9999.1"), "import")
-        assert await cw.check_rules() is True
+        assert await reloader.check() is True
         assert cw.watch.rules.version == "9999.1" and RULE_ID not in cw.watch.rules.by_id
         assert heard[-1] is cw.watch.rules
-        assert await cw.check_rules() is False
+        assert await reloader.check() is False
         # the new rules are in force for flows: linkedin is no longer inspected
         cw.response(settings_flow(True))
         cw._drain()
@@ -160,10 +157,11 @@ async def test_rules_reload_when_rules_json_changes(data):
 
 
 async def test_reload_loop_runs_on_the_loop(data):
-    cw = ConsentWatch(reload_every=0.05)
-    with taddons.context(cw) as tctx:
+    cw = ConsentWatch()
+    reloader = RulesReloader(cw, every=0.05)
+    with taddons.context(cw, reloader) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
-        cw.running()
+        reloader.running()
         RuleStore(data).write_pack(pack_without_linkedin("9999.2"), "import")
         for _ in range(100):
             if cw.watch.rules.version == "9999.2":
@@ -171,7 +169,8 @@ async def test_reload_loop_runs_on_the_loop(data):
             await asyncio.sleep(0.02)
         assert cw.watch.rules.version == "9999.2"
         await cw.done()
-        assert cw._reloader is None
+        reloader.done()
+        assert reloader._task is None
 
 
 # -- the master `run` builds -----------------------------------------------------------------------------
@@ -192,7 +191,7 @@ async def test_run_master_intercepts_only_rule_hosts(data):
             assert not rx.search(h), h
         # a live reload moves allow_hosts with it
         RuleStore(data).write_pack(pack_without_linkedin("9999.3"), "import")
-        assert await cw.check_rules()
+        assert await m.addons.get("rulesreloader").check()
         await asyncio.sleep(0)
         (regex,) = m.options.allow_hosts
         assert not re.search(regex, "www.linkedin.com:443") and regex == cw.watch.rules.allow_hosts_regex()

@@ -18,9 +18,9 @@ from mitmproxy.test import taddons
 
 from conftest import LINKEDIN_URL, cli, linkedin_page, write_flow
 from consentwatch.addon import ConsentWatch
-from consentwatch.rules import store as rule_store
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RULES_FILE, RuleStore, RulesUnusable
+from consentwatch.rules_reloader import RulesReloader
 from consentwatch.watch import Watch
 from live_support import RULE_ID, default_recording, start_run
 
@@ -89,21 +89,20 @@ def test_odd_versions_compare_without_error(data_dir):
 
 # -- rules in force: kept, file left alone ------------------------------------------------------------------
 
-def test_while_a_watch_holds_the_rules_a_bad_file_raises_and_stays(data_dir):
+def test_while_a_watch_holds_the_rules_a_bad_file_raises_on_reload_and_stays(data_dir):
     RuleStore(data_dir).write_pack(pack_without_linkedin("9999.1"), "import")
     watch = Watch(data_dir)
     try:
-        assert rule_store.in_force(data_dir) and watch.rules.version == "9999.1"
+        assert watch.rules.version == "9999.1"
         for name, raw in BAD.items():
             (data_dir / RULES_FILE).write_bytes(raw)
             with pytest.raises(RulesUnusable, match="not a usable rule pack") as e:
-                RuleStore(data_dir).load()
+                RuleStore(data_dir).reload()
             assert "\n" not in str(e.value), name
             assert (data_dir / RULES_FILE).read_bytes() == raw, name
             assert not list(data_dir.glob("*corrupt*")), name
     finally:
         watch.close()
-    assert not rule_store.in_force(data_dir)
     assert RuleStore(data_dir).load().version == shipped_pack()["version"]  # now a start: moved aside
 
 
@@ -121,12 +120,13 @@ def test_report_renders_while_run_keeps_its_rules(data_dir):
 
 async def test_live_reload_keeps_the_rules_in_force_and_says_so_once(data_dir, caplog):
     caplog.set_level(logging.INFO, logger="consentwatch")
-    cw = ConsentWatch(reload_every=0.02)
+    cw = ConsentWatch()
+    reloader = RulesReloader(cw, every=0.02)
     heard = []
     cw.rule_listeners.append(heard.append)
-    with taddons.context(cw) as tctx:
+    with taddons.context(cw, reloader) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data_dir))
-        cw.running()
+        reloader.running()
         try:
             await asyncio.to_thread(RuleStore(data_dir).write_pack, pack_without_linkedin("9999.1"), "import")
             await wait_for(lambda: cw.watch.rules.version == "9999.1")
@@ -144,6 +144,7 @@ async def test_live_reload_keeps_the_rules_in_force_and_says_so_once(data_dir, c
             await asyncio.to_thread(RuleStore(data_dir).write_pack, pack_without_linkedin("9999.2"), "import")
             await wait_for(lambda: cw.watch.rules.version == "9999.2")
         finally:
+            reloader.done()
             await cw.done()
 
 

@@ -4,9 +4,8 @@ Read-only by construction: the hooks never assign to the flow, never kill or int
 starts only after the response hook has returned, so the page reaches the browser unchanged and
 undelayed whatever the detectors do.
 
-While running, `rules.json` in the data dir is checked every couple of seconds: a pack imported by
-`consentwatch rules import` (an atomic replace) is picked up without a restart, and `rule_listeners`
-hear of it (`consentwatch run` updates the intercepted hosts).
+Rules that change while running come in through `set_rules` (rules_reloader.py watches rules.json);
+`rule_listeners` hear of every new rule set (`consentwatch run` updates the intercepted hosts).
 """
 
 from __future__ import annotations
@@ -28,25 +27,18 @@ from .paths import DataDirError, data_dir
 from .regions import RegionError, normalize_region
 from .request_target import host_of, url_of
 from .rules.model import RuleSet
-from .rules.store import RULES_FILE, RuleStore
 from .watch import Listener, Watch
 
 log = logging.getLogger(__name__)
 
 
-RELOAD_EVERY = 2.0  # seconds between checks of rules.json
-
-
 class ConsentWatch:
-    def __init__(self, reload_every: float = RELOAD_EVERY) -> None:
+    def __init__(self) -> None:
         self.watch: Watch | None = None
         # Store event listeners (the API's WebSocket hub); every Watch this addon creates shares the list.
         self.listeners: list[Listener] = []
         # Called on the event loop with the new RuleSet after a live reload (or a new data dir).
         self.rule_listeners: list[Callable[[RuleSet], None]] = []
-        self.reload_every = reload_every
-        self._rules_stamp: tuple | None = None
-        self._reloader: asyncio.Task | None = None
         # One worker thread: detection and store writes happen in arrival order, with one writer,
         # and never on the proxy's event loop.
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentwatch")
@@ -83,13 +75,17 @@ class ConsentWatch:
             directory = data_dir(ctx.options.consentwatch_data_dir or None)
         except DataDirError as e:
             raise exceptions.OptionsError(str(e)) from None
-        if self.watch is not None:
-            self._drain()
-            self.watch.close()
-        self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes)
-        self.watch.listeners = self.listeners
+        old_watch, old_offload = self.watch, self.offload
+        if old_watch is not None and _same_dir(old_watch.data_dir, Path(directory)):
+            # same files: keep the stores (a second StateStore on them would lose the first one's writes)
+            old_watch.reconfigure(region, ctx.options.consentwatch_max_bytes)
+        else:
+            self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes)
+            self.watch.listeners = self.listeners
+        self.offload = None
         self._start_offload(self.watch.rules)
-        self._rules_stamp = _stamp(self.watch.data_dir / RULES_FILE)
+        # what the old watch and worker still hold is finished off the event loop, never waited for here
+        self._retire(old_watch if old_watch is not self.watch else None, old_offload)
         self._notify_rules(self.watch.rules)
         log.info("consentwatch: %d rules for %d hosts, data in %s", len(self.watch.rules),
                  len(self.watch.rules.host_patterns()), directory)
@@ -114,62 +110,46 @@ class ConsentWatch:
         self.pending.add(fut)
         fut.add_done_callback(self.pending.discard)
 
-    def _store(self, batch: list) -> None:
-        # The worker's answers arrive in order on its receiver thread, which stores them itself: a hop to the
-        # store thread would cost the proxy more CPU than the storing. StateStore's lock keeps writes whole.
-        watch = self.watch
-        if watch is not None:
-            watch.record_many(batch)
-
     def _start_offload(self, rules: RuleSet) -> None:
-        old, self.offload = self.offload, None
-        if old is not None:
-            old.close()
-        if ctx.options.consentwatch_detect_process and self.watch is not None:
+        watch = self.watch
+        if ctx.options.consentwatch_detect_process and watch is not None:
             try:
-                self.offload = DetectorProcess(rules, self.watch.region, self.watch.detector.max_bytes,
-                                               on_results=self._store, on_dead=self._offload_died)
+                # The worker's answers arrive in order on its receiver thread, which stores them itself: a hop to
+                # the store thread would cost the proxy more CPU than the storing. StateStore's lock keeps writes
+                # whole.
+                self.offload = DetectorProcess(rules, watch.region, watch.detector.max_bytes,
+                                               on_results=watch.record_many, on_dead=self._offload_died)
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
                 log.warning("consentwatch: no detection worker process (%s); detecting in a thread", e)
 
     def _offload_died(self) -> None:
-        self.offload = None
+        # called by a worker that died; a retired one may die too, and must not take the current one with it
+        if self.offload is not None and not self.offload.alive:
+            self.offload = None
 
-    # -- live rule reload -----------------------------------------------------------------------------
-    def running(self) -> None:
-        if self.reload_every and self._reloader is None:
-            self._reloader = asyncio.get_running_loop().create_task(self._reload_loop(), name="consentwatch-rules")
+    def _retire(self, watch: Watch | None, offload: DetectorProcess | None) -> None:
+        """Close an old worker and watch in the store thread: after the jobs queued before (the pool keeps order),
+        and after the worker has handed back what it was given (close() drains it)."""
+        if watch is None and offload is None:
+            return
 
-    async def _reload_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.reload_every)
-            try:
-                await self.check_rules()
-            except Exception as e:  # noqa: BLE001 - keep the rules in force, try again later
-                log.error("consentwatch: reloading the rules failed (%s); keeping the rules in force", e)
+        def retire() -> None:
+            if offload is not None:
+                offload.close()
+            if watch is not None:
+                watch.close()
 
-    async def check_rules(self) -> bool:
-        """Reload the rules if rules.json changed since we last read it. True when new rules are in force."""
+        self.pool.submit(retire)
+
+    def set_rules(self, rules: RuleSet) -> None:
+        """Put new rules in force (a live reload): pipeline, worker, then the rule listeners."""
         watch = self.watch
         if watch is None:
-            return False
-        path = watch.data_dir / RULES_FILE
-        before = _stamp(path)
-        if before == self._rules_stamp:
-            return False
-        self._rules_stamp = before
-        rules = await asyncio.get_running_loop().run_in_executor(None, RuleStore(watch.data_dir).load)
-        # If the file changed again while we read it (or load() re-seeded it), the next check reads it again.
-        if watch is not self.watch:
-            return False
-        old = watch.rules
+            return
         watch.set_rules(rules)
         if self.offload is not None:
             self.offload.set_rules(rules)
-        log.info("consentwatch: rules reloaded: pack %s, %d rules for %d hosts (was pack %s, %d rules)",
-                 rules.version, len(rules), len(rules.host_patterns()), old.version, len(old))
         self._notify_rules(rules)
-        return True
 
     def _notify_rules(self, rules: RuleSet) -> None:
         for listener in list(self.rule_listeners):
@@ -191,9 +171,6 @@ class ConsentWatch:
                     pass
 
     async def done(self) -> None:
-        if self._reloader is not None:
-            self._reloader.cancel()
-            self._reloader = None
         # `mitmdump -r` exits right after the last flow: finish what is queued before closing the store.
         await asyncio.get_running_loop().run_in_executor(None, self._drain)
         if self.offload is not None:
@@ -204,20 +181,5 @@ class ConsentWatch:
             self.watch.close()
 
 
-def _stamp(path: Path) -> tuple | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
-
-
-def make_addons() -> list:
-    """The addons for a mitmproxy master: detection, then the API (which needs the detection's store)."""
-    from .api.server import ApiServer
-
-    cw = ConsentWatch()
-    return [cw, ApiServer(cw)]
-
-
-addons = make_addons()
+def _same_dir(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)

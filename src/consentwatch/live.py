@@ -23,6 +23,7 @@ from mitmproxy import exceptions, master, options
 from mitmproxy.addons import keepserving, readfile
 
 from .addon import ConsentWatch
+from .assembly import default_addons
 from .ca import CA_CERT, CaError, CaStatus, covers, ensure_ca, uncovered
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
@@ -132,10 +133,11 @@ async def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, Api
     m = master.Master(opts, with_termlog=False)
     m.addons.add(*mitm_addons.default_addons())
     m.addons.add(keepserving.KeepServing(), readfile.ReadFile())
-    cw = ConsentWatch()
-    api = ApiServer(cw)
+    m.addons.add(*default_addons())
+    cw: ConsentWatch = m.addons.get("consentwatch")
+    api: ApiServer = m.addons.get("apiserver")
     hosts = InterceptRuleHosts(cw, opts)
-    m.addons.add(cw, api, hosts)
+    m.addons.add(hosts)
     try:
         _configure(cfg, opts, cw, hosts, confdir)
     except RunError:

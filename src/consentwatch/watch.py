@@ -41,6 +41,12 @@ class Watch:
         self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
         self.undecodable = 0
 
+    def reconfigure(self, region: str | None, max_bytes: int) -> None:
+        """New region or size limit for the same data dir: the stores stay open, the detector is replaced whole."""
+        self.region = region
+        self.state.region = region
+        self.detector = Detector(self.rules, region, max_bytes)
+
     def set_rules(self, rules: RuleSet) -> None:
         """Swap the rules in force (after an import). The detector is replaced whole: no half-updated state."""
         self.rules = rules

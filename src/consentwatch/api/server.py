@@ -10,18 +10,16 @@ import asyncio
 import errno
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from mitmproxy import ctx, exceptions
 
 from ..token import get_token
+from ..watch import Watch
 from .app import Api, build_app
 from .hub import Hub
-
-if TYPE_CHECKING:
-    from ..addon import ConsentWatch
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +46,11 @@ class ApiStartError(Exception):
 
 
 class ApiServer:
-    def __init__(self, cw: "ConsentWatch", ping_every: float | None = None):
-        self.cw = cw
+    """`get_watch()` is the pipeline in use (None while starting); the composition root (assembly.py) also
+    subscribes `hub.publish` to its store events."""
+
+    def __init__(self, get_watch: Callable[[], Watch | None], ping_every: float | None = None):
+        self.get_watch = get_watch
         self.hub = Hub() if ping_every is None else Hub(ping_every)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None  # the port actually listening
@@ -57,7 +58,6 @@ class ApiServer:
         self._token_dir = None
         self._listening = False
         self._restart: asyncio.Task | None = None
-        cw.listeners.append(self.hub.publish)
 
     def load(self, loader) -> None:
         loader.add_option("consentwatch_api_port", int, DEFAULT_API_PORT,
@@ -73,7 +73,7 @@ class ApiServer:
 
     # -- what the routes need ---------------------------------------------------------------------
     def token(self) -> str:
-        watch = self.cw.watch
+        watch = self.get_watch()
         if watch is None:
             raise web.HTTPServiceUnavailable(reason="consentwatch is starting")
         if self._token is None or self._token_dir != watch.data_dir:
@@ -97,10 +97,10 @@ class ApiServer:
         port = ctx.options.consentwatch_api_port if port is None else port
         if not port:
             return
-        if self.cw.watch is not None:
+        if self.get_watch() is not None:
             self.token()  # create it now, not on the first request
         self.hub.start()
-        api = Api(lambda: self.cw.watch, self.hub, self.token, self.proxy_port)
+        api = Api(self.get_watch, self.hub, self.token, self.proxy_port)
         runner = web.AppRunner(build_app(api), access_log=None, shutdown_timeout=0.5, handle_signals=False,
                                logger=_ServerLog(logging.getLogger("aiohttp.server"), {}))
         await runner.setup()
