@@ -216,7 +216,7 @@ def cmd_validate(args) -> int:
 # -- test ------------------------------------------------------------------------------------------
 
 def cmd_test(args) -> int:
-    from ..rules.fixtures import default_fixtures_dir, test_rules
+    from ..rule_tests import default_fixtures_dir, test_rules
 
     try:
         if args.pack:
