@@ -4,6 +4,8 @@ All logic lives in the `consentwatch` package (pip install -e . from the reposit
 only hands its addons to mitmproxy, so people keep their own mitmproxy command line.
 """
 
+from consentwatch import logs
 from consentwatch.assembly import default_addons
 
+logs.install_on_root()  # mitmproxy's own log handlers: consentwatch's lines with its prefix, scrubbed
 addons = default_addons()

@@ -87,7 +87,7 @@ class ConsentWatch:
         # what the old watch and worker still hold is finished off the event loop, never waited for here
         self._retire(old_watch if old_watch is not self.watch else None, old_offload)
         self._notify_rules(self.watch.rules)
-        log.info("consentwatch: %d rules for %d hosts, data in %s", len(self.watch.rules),
+        log.info("%d rules for %d hosts, data in %s", len(self.watch.rules),
                  len(self.watch.rules.host_patterns()), directory)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -120,7 +120,7 @@ class ConsentWatch:
                 self.offload = DetectorProcess(rules, watch.region, watch.detector.max_bytes,
                                                on_results=watch.record_many, on_dead=self._offload_died)
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
-                log.warning("consentwatch: no detection worker process (%s); detecting in a thread", e)
+                log.warning("no detection worker process (%s); detecting in a thread", e)
 
     def _offload_died(self) -> None:
         # called by a worker that died; a retired one may die too, and must not take the current one with it
@@ -156,7 +156,7 @@ class ConsentWatch:
             try:
                 listener(rules)
             except Exception as e:  # noqa: BLE001
-                log.error("consentwatch: rule listener failed: %s", e)
+                log.error("rule listener failed: %s", e)
 
     def _drain(self, timeout: float = 30) -> None:
         """Wait until every queued response is detected and stored (detection first: it queues the storing)."""

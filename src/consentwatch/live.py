@@ -22,6 +22,7 @@ from mitmproxy import addons as mitm_addons
 from mitmproxy import exceptions, master, options
 from mitmproxy.addons import keepserving, readfile
 
+from . import logs
 from .addon import ConsentWatch
 from .assembly import default_addons
 from .ca import CA_CERT, CaError, CaStatus, covers, ensure_ca, uncovered
@@ -299,47 +300,14 @@ async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None 
     if on_started:
         on_started()
     await m.run()
-    log.info("consentwatch stopped")
+    log.info("stopped")
     return 0
 
 
-class _StartupLog(logging.Handler):
-    """Holds log records until startup succeeded: a failed start prints its one line and nothing else."""
-
-    def __init__(self, target: logging.Handler):
-        super().__init__()
-        self.target = target
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def started(self) -> None:
-        root = logging.getLogger()
-        root.handlers[:] = [self.target]
-        for record in self.records:
-            if record.levelno >= self.target.level and self.target.filter(record):
-                self.target.handle(record)
-        self.records.clear()
-
-
-def setup_logging(verbose: bool = False) -> _StartupLog:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    buffered = _StartupLog(handler)
-    root = logging.getLogger()
-    root.handlers[:] = [buffered]
-    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("consentwatch").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("asyncio", "hpack", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return buffered
-
-
 def run(cfg: RunConfig, verbose: bool = False) -> int:
-    startup = setup_logging(verbose)
+    startup = logs.setup(verbose, timestamps=True, hold=True)
     try:
         return asyncio.run(serve(cfg, on_started=startup.started))
     except RunError as e:
-        print(f"consentwatch: {e}", file=sys.stderr, flush=True)
+        print(f"{logs.PREFIX}{e}", file=sys.stderr, flush=True)
         return 2

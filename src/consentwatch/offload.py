@@ -264,7 +264,7 @@ class DetectorProcess:
     def _skip(self) -> None:
         self.skipped += 1
         if self.skipped == 1 or self.skipped % 1000 == 0:
-            log.warning("consentwatch: detection is behind; %d page(s) not inspected so far", self.skipped)
+            log.warning("detection is behind; %d page(s) not inspected so far", self.skipped)
 
     def _flush_loop(self) -> None:
         # Only busy when the pipe was full: waits for room, then writes what waits, in order.
@@ -325,7 +325,7 @@ class DetectorProcess:
             try:
                 self.on_results(batch)
             except Exception as e:  # noqa: BLE001 - storing failed: logged, the worker goes on
-                log.error("consentwatch: storing findings failed: %s", type(e).__name__)
+                log.error("storing findings failed: %s", type(e).__name__)
             if synced is not None:
                 with self._cv:
                     self._synced = synced
@@ -343,7 +343,7 @@ class DetectorProcess:
         self._backlog.clear()  # what was in flight is lost with the worker
         self._backlog_bytes = 0
         self._wake.notify_all()
-        log.error("consentwatch: %s; detecting in the proxy process from now on", why)
+        log.error("%s; detecting in the proxy process from now on", why)
         with self._cv:
             self._cv.notify_all()
         self.on_dead()  # (called under our lock: it must not call back into this object)

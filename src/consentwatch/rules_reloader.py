@@ -46,7 +46,7 @@ class RulesReloader:
             try:
                 await self.check()
             except Exception as e:  # noqa: BLE001 - keep the rules in force, try again later
-                log.error("consentwatch: reloading the rules failed (%s); keeping the rules in force", e)
+                log.error("reloading the rules failed (%s); keeping the rules in force", e)
 
     async def check(self) -> bool:
         """Reload the rules if rules.json changed since it was last read. True when new rules are in force."""
@@ -65,7 +65,7 @@ class RulesReloader:
             return False
         old = watch.rules
         self.target.set_rules(rules)
-        log.info("consentwatch: rules reloaded: pack %s, %d rules for %d hosts (was pack %s, %d rules)",
+        log.info("rules reloaded: pack %s, %d rules for %d hosts (was pack %s, %d rules)",
                  rules.version, len(rules), len(rules.host_patterns()), old.version, len(old))
         return True
 

@@ -114,7 +114,7 @@ class ApiServer:
             raise ApiStartError(f"cannot listen on {API_HOST}:{port} for the API: {e.strerror or e}") from None
         self.runner = runner
         self.port = port
-        log.info("consentwatch API listening at http://%s:%d", API_HOST, port)
+        log.info("API listening at http://%s:%d", API_HOST, port)
 
     async def stop(self) -> None:
         await self.hub.close()
@@ -127,14 +127,14 @@ class ApiServer:
         try:
             await self.start(port)
         except ApiStartError as e:
-            log.error("consentwatch: %s", e)
+            log.error("%s", e)
 
     async def running(self) -> None:
         if self.runner is None:
             try:
                 await self.start()
             except ApiStartError as e:
-                log.error("consentwatch: %s", e)
+                log.error("%s", e)
 
     async def done(self) -> None:
         await self.stop()

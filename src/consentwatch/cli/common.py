@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
+from .. import logs
 from ..paths import DataDirError, data_dir
 from ..regions import RegionError, normalize_region
 
@@ -37,10 +37,9 @@ def resolve_region(args):
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="consentwatch: %(message)s",
-                        stream=sys.stderr)
+    logs.setup(verbose)
 
 
 def fail(msg: str) -> int:
-    print(f"consentwatch: {msg}", file=sys.stderr)
+    print(f"{logs.PREFIX}{msg}", file=sys.stderr)
     return 2

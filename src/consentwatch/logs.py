@@ -1,0 +1,94 @@
+"""consentwatch's one logging set-up, and its one log prefix.
+
+Every line consentwatch itself logs starts with PREFIX, in whichever program shows it: the CLI, `consentwatch
+run`, or mitmproxy running the `-s` script (which installs the filters on mitmproxy's own handlers). Messages
+are written without it; a handler filter puts it on, so it is never doubled and never missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from . import logscrub
+
+PREFIX = "consentwatch: "
+NOISY = ("asyncio", "hpack", "aiohttp.access")  # their INFO lines say nothing a user needs
+
+
+class OwnPrefix(logging.Filter):
+    """Puts PREFIX before the lines of consentwatch's own loggers (not mitmproxy's, not aiohttp's)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.partition(".")[0] == "consentwatch" and not getattr(record, "consentwatch_prefixed", False):
+            record.msg = PREFIX + str(record.msg)
+            record.consentwatch_prefixed = True  # the record may reach several handlers
+        return True
+
+
+_PREFIX = OwnPrefix()
+
+
+def install(handler: logging.Handler) -> None:
+    """The prefix and the scrubbing (logscrub) on one handler. Idempotent."""
+    if _PREFIX not in handler.filters:
+        handler.addFilter(_PREFIX)
+    if not any(isinstance(f, logscrub.ScrubFilter) for f in handler.filters):
+        handler.addFilter(logscrub.ScrubFilter())
+
+
+def install_on_root() -> None:
+    """The filters on every handler the root logger has now (mitmproxy's, under `mitmdump -s`)."""
+    for handler in logging.getLogger().handlers:
+        install(handler)
+
+
+class StartupLog(logging.Handler):
+    """Holds log records until startup succeeded: a failed start prints its one line and nothing else."""
+
+    def __init__(self, target: logging.Handler):
+        super().__init__()
+        self.target = target
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def started(self) -> None:
+        _replace_ours(self.target)
+        for record in self.records:
+            if record.levelno >= self.target.level and self.target.filter(record):
+                self.target.handle(record)
+        self.records.clear()
+
+
+_ours: logging.Handler | None = None  # the handler setup() put on the root logger (replaced, never stacked)
+
+
+def _replace_ours(handler: logging.Handler) -> None:
+    global _ours
+    root = logging.getLogger()
+    if _ours is not None:
+        root.removeHandler(_ours)
+    root.addHandler(handler)
+    _ours = handler
+
+
+def setup(verbose: bool = False, *, timestamps: bool = False, hold: bool = False) -> StartupLog | None:
+    """Log to stderr. The CLI: warnings and errors only. `run` (timestamps=True): consentwatch's INFO lines too,
+    held back until `StartupLog.started()` when hold=True."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S") if timestamps
+                         else logging.Formatter("%(message)s"))
+    install(handler)
+    logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if timestamps:
+        logging.getLogger("consentwatch").setLevel(logging.DEBUG if verbose else logging.INFO)
+        for noisy in NOISY:
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    if hold:
+        buffered = StartupLog(handler)
+        _replace_ours(buffered)
+        return buffered
+    _replace_ours(handler)
+    return None
