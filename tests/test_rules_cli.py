@@ -356,24 +356,9 @@ def test_rules_test_shipped_pack_is_green():
     assert f"{len(pack['rules'])} rule(s): {len(pack['rules'])} passed, 0 failed" in r.stdout
 
 
-def test_ca_advice_follows_the_commands_this_build_has(monkeypatch, tmp_path):
-    import argparse
+def test_ca_advice_names_the_command_that_renews_it(tmp_path):
+    from consentwatch.ca import PUBLIC_CERT, renew_advice
 
-    from consentwatch import cli as cli_pkg
-    from consentwatch.cli import rules_cmd
-
-    assert "consentwatch run --renew-ca" in rules_cmd._ca_advice(tmp_path)  # what `run` offers today
-
-    def parser(with_ca_renew: bool):
-        p = argparse.ArgumentParser(prog="consentwatch")
-        sub = p.add_subparsers(dest="command")
-        sub.add_parser("run")
-        if with_ca_renew:
-            sub.add_parser("ca").add_subparsers(dest="ca_command").add_parser("renew")
-        return p
-
-    monkeypatch.setattr(cli_pkg, "build_parser", lambda: parser(True))
-    assert "consentwatch ca renew" in rules_cmd._ca_advice(tmp_path)
-    monkeypatch.setattr(cli_pkg, "build_parser", lambda: parser(False))
-    advice = rules_cmd._ca_advice(tmp_path)
-    assert str(tmp_path / "ca") in advice and "renew" not in advice
+    advice = renew_advice(tmp_path)
+    assert "consentwatch run --renew-ca" in advice  # what `run` offers today
+    assert str(tmp_path / "ca" / PUBLIC_CERT) in advice

@@ -32,6 +32,7 @@ from .store.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
+CA_DIR = "ca"  # in the data dir; `consentwatch run` uses it as mitmproxy's confdir
 BASENAME = "mitmproxy"  # mitmproxy's file names, so `confdir` finds them
 CA_PEM = f"{BASENAME}-ca.pem"  # key + certificate (0600)
 CA_CERT = f"{BASENAME}-ca-cert.pem"  # the certificate, as mitmproxy names it
@@ -174,3 +175,26 @@ def _read_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def coverage_note(data_dir: Path, host_patterns: list[str]) -> str:
+    """What new rule hosts (an imported pack) mean for the install's CA, in one or two sentences for the user."""
+    confdir = Path(data_dir) / CA_DIR
+    try:
+        cert = read_ca(confdir)
+    except Exception:  # noqa: BLE001 - unreadable: say what we would say without one
+        cert = None
+    if cert is None:
+        return "The new hosts are intercepted from the next `consentwatch run` (it makes a CA that covers them)."
+    permitted = permitted_of(cert)
+    missing = wanted_domains(host_patterns) if permitted is None else uncovered(permitted, host_patterns)
+    if not missing:
+        return "Your CA already covers the new hosts: nothing to renew."
+    return (f"Your CA does not cover {', '.join(missing)}: until it is renewed and re-trusted those hosts are "
+            f"tunnelled, not inspected. To renew it, {renew_advice(data_dir)}.")
+
+
+def renew_advice(data_dir: Path) -> str:
+    cert = Path(data_dir) / CA_DIR / PUBLIC_CERT
+    return (f"stop `consentwatch run` and start it again with `consentwatch run --renew-ca`, then trust the new CA "
+            f"certificate ({cert}) in your browser and remove the old one")

@@ -25,14 +25,13 @@ from mitmproxy.addons import keepserving, readfile
 from . import logs
 from .addon import ConsentWatch
 from .assembly import default_addons
-from .ca import CA_CERT, CaError, CaStatus, covers, ensure_ca, uncovered
+from .ca import CA_CERT, CA_DIR, CaError, CaStatus, covers, ensure_ca, uncovered
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
 
 log = logging.getLogger(__name__)
 
 PROXY_HOST = "127.0.0.1"
-CA_DIR = "ca"
 
 # Options `run` decides itself: loopback only, rule hosts only. `--set` may not change them.
 FIXED_OPTIONS = {
@@ -305,9 +304,6 @@ async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None 
 
 
 def run(cfg: RunConfig, verbose: bool = False) -> int:
+    """`consentwatch run`: until stopped. Raises RunError (one line) when it cannot start."""
     startup = logs.setup(verbose, timestamps=True, hold=True)
-    try:
-        return asyncio.run(serve(cfg, on_started=startup.started))
-    except RunError as e:
-        print(f"{logs.PREFIX}{e}", file=sys.stderr, flush=True)
-        return 2
+    return asyncio.run(serve(cfg, on_started=startup.started))

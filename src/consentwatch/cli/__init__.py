@@ -1,16 +1,21 @@
-"""The `consentwatch` command. Each subcommand lives in its own module with a `register(subparsers)`."""
+"""The `consentwatch` command. Each subcommand lives in its own module with a `register(subparsers)`.
+
+Commands parse and print; the work is the library's. A command that cannot go on raises CliError, which `main()`
+alone turns into one line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
 from .. import __version__
+from . import replay_cmd, report_cmd, rules_cmd, run_cmd, token_cmd
+from .common import CliError, say
 
-# One module per subcommand, in the order `--help` lists them.
-COMMANDS = ("run_cmd", "replay_cmd", "token_cmd", "rules_cmd", "report_cmd")
+# In the order `--help` lists them.
+COMMANDS = (run_cmd, replay_cmd, token_cmd, rules_cmd, report_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Warns you when a platform you use trains AI on your data by default.")
     parser.add_argument("--version", action="version", version=f"consentwatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-            continue
+    for module in COMMANDS:
         module.register(sub)
     return parser
 
@@ -33,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except CliError as e:
+        say(str(e))
+        return e.code
     except BrokenPipeError:
         # `consentwatch rules list | head`: the reader left; that is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -11,7 +11,9 @@ from ..regions import RegionError, normalize_region
 
 
 class CliError(Exception):
-    """Printed as one line on stderr, exit code 2."""
+    """Printed as one line on stderr by `main()`, the only place that catches it; exit code 2."""
+
+    code = 2
 
 
 def add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -40,6 +42,6 @@ def setup_logging(verbose: bool = False) -> None:
     logs.setup(verbose)
 
 
-def fail(msg: str) -> int:
-    print(f"{logs.PREFIX}{msg}", file=sys.stderr)
-    return 2
+def say(msg: str) -> None:
+    """One line on stderr, with the prefix every consentwatch line has."""
+    print(f"{logs.PREFIX}{msg}", file=sys.stderr, flush=True)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from ..findings import WARNING_KINDS
 from ..replay import ReplayError, replay_file
 from ..watch import Watch
-from .common import CliError, add_data_dir, add_region, fail, resolve_data_dir, resolve_region, setup_logging
+from .common import add_data_dir, add_region, resolve_data_dir, resolve_region, say, setup_logging
 
 
 def register(sub) -> None:
@@ -32,11 +31,8 @@ def _table_row(f) -> str:
 
 def run(args) -> int:
     setup_logging(args.verbose)
-    try:
-        directory = resolve_data_dir(args)
-        region = resolve_region(args)
-    except CliError as e:
-        return fail(str(e))
+    directory = resolve_data_dir(args)
+    region = resolve_region(args)
     watch = Watch(directory, region)
     bad = False
     warned = False
@@ -54,7 +50,7 @@ def run(args) -> int:
                             printed_header = True
                         print(_table_row(f))
             except ReplayError as e:
-                print(f"consentwatch: {e}", file=sys.stderr)
+                say(str(e))  # this file is unreadable; the others still run
                 bad = True
     finally:
         watch.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..report import FORMATS, collect, render
 from ..store.atomic import atomic_write
-from .common import CliError, add_data_dir, fail, resolve_data_dir, setup_logging
+from .common import CliError, add_data_dir, resolve_data_dir, say, setup_logging
 
 SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".md": "md", ".markdown": "md"}
 
@@ -41,10 +41,7 @@ def register(sub) -> None:
 def run(args) -> int:
     setup_logging(args.verbose)
     fmt = args.format or (SUFFIX_FORMATS.get(args.out.suffix.lower(), "html") if args.out else "html")
-    try:
-        directory = resolve_data_dir(args)
-    except CliError as e:
-        return fail(str(e))
+    directory = resolve_data_dir(args)
     report = collect(directory, args.today)
     _, text = render(report, fmt)
     if args.out is None:
@@ -56,9 +53,9 @@ def run(args) -> int:
         # the report tells which platforms you use and what you did: readable by you only
         atomic_write(out, text.encode("utf-8"), 0o600)
     except OSError as e:
-        return fail(f"cannot write {out}: {e.strerror or e}")
+        raise CliError(f"cannot write {out}: {e.strerror or e}") from None
     s = report["summary"]
     what = (f"{s['platforms_seen']} platform(s), {s['training_on']} training ON" if s["platforms_seen"]
             else "nothing observed yet")
-    print(f"consentwatch: wrote {fmt} report to {out} ({what})", file=sys.stderr)
+    say(f"wrote {fmt} report to {out} ({what})")
     return 0

@@ -12,19 +12,23 @@ packs differ), 2 unusable input (unreadable file, not JSON, bad key, refused imp
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import re
 import sys
 from pathlib import Path
 
+from .. import ENGINE_VERSION
+from ..ca import coverage_note
+from ..rule_tests import default_fixtures_dir, test_rules
 from ..rules.diff import diff_packs
-from ..rules.model import PACK_FORMAT, PackError, load_pack, schema, shipped_pack, validate_pack
+from ..rules.drafts import TO_FILL, draft_pack
+from ..rules.importing import ImportRefused, import_pack
+from ..rules.model import PackError, load_pack, shipped_pack, validate_pack
+from ..rules.packfile import PackFileError, canonical_bytes, export_form, read_pack_file, write_export
+from ..rules.signing import SigningError, keygen, sign_file
 from ..rules.store import RuleStore
-from .common import CliError, add_data_dir, fail, resolve_data_dir, setup_logging
-
-SHIPPED_PACK_NAME = "pack.json"
+from ..store.suggestions import SuggestionStore
+from .common import CliError, add_data_dir, resolve_data_dir, say, setup_logging
 
 
 def register(sub) -> None:
@@ -112,30 +116,11 @@ def _store(args) -> RuleStore:
     return RuleStore(resolve_data_dir(args))
 
 
-def _load(args):
-    return _store(args).load()
-
-
-def canonical_bytes(pack: dict) -> bytes:
-    """How consentwatch writes a pack: 2-space JSON, UTF-8, trailing newline. Byte-stable, so signatures hold."""
-    return (json.dumps(pack, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def read_pack_file(path: Path) -> tuple[bytes, dict]:
-    """(raw bytes, parsed pack). Raises CliError with one line when the file is unusable."""
+def _read_pack_file(path: Path) -> tuple[bytes, dict]:
     try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise CliError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        pack = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise CliError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise CliError(f"{path}: not JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
-    if not isinstance(pack, dict):
-        raise CliError(f"{path}: a rule pack is a JSON object with format, version and rules")
-    return raw, pack
+        return read_pack_file(path)
+    except PackFileError as e:
+        raise CliError(str(e)) from None
 
 
 def _named_pack(name: str, args) -> dict:
@@ -143,21 +128,13 @@ def _named_pack(name: str, args) -> dict:
         return shipped_pack()
     if name == "@installed":
         return _store(args).read_pack()
-    return read_pack_file(Path(name))[1]
-
-
-def _shipped_file():
-    from importlib import resources
-    return resources.files("consentwatch.rules").joinpath(SHIPPED_PACK_NAME)
+    return _read_pack_file(Path(name))[1]
 
 
 # -- list / show -----------------------------------------------------------------------------------
 
 def cmd_list(args) -> int:
-    try:
-        rules = _load(args)
-    except CliError as e:
-        return fail(str(e))
+    rules = _store(args).load()
     if args.json:
         print(json.dumps([r.data for r in rules.rules], indent=2, ensure_ascii=False))
         return 0
@@ -171,17 +148,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    try:
-        store = _store(args)
-        rules = store.load()
-        pack = store.read_pack()
-    except CliError as e:
-        return fail(str(e))
+    store = _store(args)
+    rules = store.load()
+    pack = store.read_pack()
     rule = rules.by_id.get(args.id)
     if rule is None:
         raw = next((r for r in pack.get("rules", ()) if r.get("id") == args.id), None)
         if raw is None:
-            return fail(f"no rule {args.id!r} in force (see `consentwatch rules list`)")
+            raise CliError(f"no rule {args.id!r} in force (see `consentwatch rules list`)")
         print(json.dumps(raw, indent=2, ensure_ascii=False))
         print(f"note: {args.id} is skipped by this engine (needs engine {raw.get('min_engine')})", file=sys.stderr)
         return 0
@@ -192,17 +166,13 @@ def cmd_show(args) -> int:
 # -- validate --------------------------------------------------------------------------------------
 
 def cmd_validate(args) -> int:
-    try:
-        _, pack = read_pack_file(args.file)
-    except CliError as e:
-        return fail(str(e))
+    _, pack = _read_pack_file(args.file)
     errors = validate_pack(pack)
     if errors:
         for e in errors:
             print(f"{args.file}: {e}")
-        print(f"consentwatch: {args.file}: invalid rule pack, {len(errors)} error(s)", file=sys.stderr)
+        say(f"{args.file}: invalid rule pack, {len(errors)} error(s)")
         return 1
-    from .. import ENGINE_VERSION
     rules = pack["rules"]
     for r in rules:
         if r.get("min_engine", 1) > ENGINE_VERSION:
@@ -216,30 +186,25 @@ def cmd_validate(args) -> int:
 # -- test ------------------------------------------------------------------------------------------
 
 def cmd_test(args) -> int:
-    from ..rule_tests import default_fixtures_dir, test_rules
-
+    if args.pack:
+        _, pack = _read_pack_file(args.pack)
+    elif args.data_dir:
+        pack = _store(args).read_pack()
+    else:
+        pack = shipped_pack()
+    setup_logging()
     try:
-        if args.pack:
-            _, pack = read_pack_file(args.pack)
-        elif args.data_dir:
-            pack = _store(args).read_pack()
-        else:
-            pack = shipped_pack()
-        setup_logging()
-        try:
-            rules = load_pack(pack)
-        except PackError as e:
-            raise CliError(f"the pack is invalid ({len(e.errors)} error(s), first: {e.errors[0]}); "
-                           f"run `consentwatch rules validate`") from None
-        fixtures = args.fixtures or default_fixtures_dir()
-        if fixtures is None or not Path(fixtures).is_dir():
-            raise CliError("no fixtures directory: pass --fixtures DIR (tests/fixtures of a consentwatch checkout)")
-        known = {r["id"] for r in pack["rules"]}
-        unknown = [i for i in args.ids if i not in known]
-        if unknown:
-            raise CliError(f"no rule {', '.join(map(repr, unknown))} in the pack (see `consentwatch rules list`)")
-    except CliError as e:
-        return fail(str(e))
+        rules = load_pack(pack)
+    except PackError as e:
+        raise CliError(f"the pack is invalid ({len(e.errors)} error(s), first: {e.errors[0]}); "
+                       f"run `consentwatch rules validate`") from None
+    fixtures = args.fixtures or default_fixtures_dir()
+    if fixtures is None or not Path(fixtures).is_dir():
+        raise CliError("no fixtures directory: pass --fixtures DIR (tests/fixtures of a consentwatch checkout)")
+    known = {r["id"] for r in pack["rules"]}
+    unknown = [i for i in args.ids if i not in known]
+    if unknown:
+        raise CliError(f"no rule {', '.join(map(repr, unknown))} in the pack (see `consentwatch rules list`)")
     results = test_rules(pack, rules, args.ids or None, Path(fixtures))
     failed = [r for r in results if r.status == "FAIL"]
     if args.json:
@@ -264,48 +229,16 @@ def cmd_test(args) -> int:
 # -- export ----------------------------------------------------------------------------------------
 
 def cmd_export(args) -> int:
-    try:
-        store = _store(args)
-        pack = store.read_pack()
-    except CliError as e:
-        return fail(str(e))
-    if validate_pack(pack):
-        print("consentwatch: the rule database is invalid; exporting the shipped pack, which is what is in force",
-              file=sys.stderr)
-        pack = shipped_pack()
-    out: dict = {"$schema": pack.get("$schema") or "./schema.json", "format": pack.get("format", PACK_FORMAT),
-                 "version": pack["version"]}
-    if pack.get("description"):
-        out["description"] = pack["description"]
-    out["rules"] = pack["rules"]
-    data = canonical_bytes(out)
+    out, note = export_form(_store(args).read_pack())
+    if note:
+        say(note)
     if args.file == "-":
-        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.write(canonical_bytes(out))
         return 0
-    path = Path(args.file)
-    from ..store.atomic import atomic_write
     try:
-        atomic_write(path, data, 0o644)
-    except OSError as e:
-        return fail(f"cannot write {path}: {e.strerror or e}")
-    notes = [f"wrote rule pack {out['version']} ({len(out['rules'])} rules) to {path}"]
-    # The shipped pack, unchanged: its maintainer signature holds for these exact bytes, so pass it on.
-    shipped = _shipped_file()
-    shipped_sig = shipped.parent.joinpath(SHIPPED_PACK_NAME + ".sig") if hasattr(shipped, "parent") else None
-    try:
-        if shipped_sig is not None and shipped_sig.is_file() and shipped.read_bytes() == data:
-            from ..rules.signing import sig_path
-            sig_path(path).write_bytes(shipped_sig.read_bytes())
-            notes.append(f"it is the shipped pack, unchanged: wrote the maintainers' signature to {sig_path(path)}")
-    except OSError as e:
-        notes.append(f"could not copy the shipped signature: {e.strerror or e}")
-    schema_file = path.parent / "schema.json"
-    if out["$schema"] == "./schema.json" and not schema_file.exists():
-        try:
-            schema_file.write_text(json.dumps(schema(), indent=2) + "\n", encoding="utf-8")
-            notes.append(f"wrote {schema_file} beside it, so editors check the pack as you type")
-        except OSError:
-            pass
+        notes = write_export(Path(args.file), out)
+    except PackFileError as e:
+        raise CliError(str(e)) from None
     print("\n".join(notes))
     return 0
 
@@ -313,154 +246,48 @@ def cmd_export(args) -> int:
 # -- keygen / sign ---------------------------------------------------------------------------------
 
 def cmd_keygen(args) -> int:
-    from ..rules.signing import SigningError, keygen
     try:
         priv, pub, kid = keygen(args.dir)
     except SigningError as e:
-        return fail(str(e))
+        raise CliError(str(e)) from None
     print(f"private key: {priv} (mode 0600; keep it secret, never commit it)")
     print(f"public key:  {pub} (key id {kid}; give it to people who import your packs: --trust {pub})")
     return 0
 
 
 def cmd_sign(args) -> int:
-    from ..rules.signing import SigningError, sign_file
-    try:
-        _, pack = read_pack_file(args.file)
-    except CliError as e:
-        return fail(str(e))
+    _, pack = _read_pack_file(args.file)
     errors = validate_pack(pack)
     if errors:
-        return fail(f"{args.file}: not signing an invalid pack ({len(errors)} error(s), first: {errors[0]}); "
-                    f"run `consentwatch rules validate {args.file}`")
+        raise CliError(f"{args.file}: not signing an invalid pack ({len(errors)} error(s), first: {errors[0]}); "
+                       f"run `consentwatch rules validate {args.file}`")
     try:
         out, kid = sign_file(args.key, args.file)
     except SigningError as e:
-        return fail(str(e))
+        raise CliError(str(e)) from None
     print(f"signed {args.file} with key {kid}: {out}")
     return 0
 
 
 # -- import ----------------------------------------------------------------------------------------
 
-def _has_command(path: list[str], option: str | None = None) -> bool:
-    """Does this build's CLI have `consentwatch <path...>` (and, if given, that option)?"""
-    try:
-        from . import build_parser
-        parser = build_parser()
-        for name in path:
-            sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-            parser = sub.choices[name]
-        return option is None or option in parser._option_string_actions
-    except Exception:  # noqa: BLE001 - advice only
-        return False
-
-
-def _ca_advice(data_dir: Path) -> str:
-    """How to renew the CA with what this build offers."""
-    cert = data_dir / "ca" / "consentwatch-ca-cert.pem"
-    trust = f"then trust the new CA certificate ({cert}) in your browser and remove the old one"
-    if _has_command(["ca", "renew"]):
-        return f"run `consentwatch ca renew --data-dir {data_dir}`, {trust}"
-    if _has_command(["run"], "--renew-ca"):
-        return f"stop `consentwatch run` and start it again with `consentwatch run --renew-ca`, {trust}"
-    return f"stop `consentwatch run`, delete {data_dir / 'ca'}, start `consentwatch run` again, {trust}"
-
-
-def _ca_note(data_dir: Path, rules) -> str:
-    """What the new hosts of an imported pack mean for the install's CA (name-constrained to the rule domains)."""
-    ca_dir = data_dir / "ca"
-    try:
-        from .. import ca as ca_mod
-    except ImportError:  # a build without the constrained CA
-        ca_mod = None
-    if ca_mod is not None:
-        try:
-            cert = ca_mod.read_ca(ca_dir)
-        except Exception:  # noqa: BLE001 - unreadable: say what we would say without one
-            cert = None
-        if cert is None:
-            return "The new hosts are intercepted from the next `consentwatch run` (it makes a CA that covers them)."
-        permitted = ca_mod.permitted_of(cert)
-        missing = ca_mod.wanted_domains(rules.host_patterns()) if permitted is None else \
-            ca_mod.uncovered(permitted, rules.host_patterns())
-        if not missing:
-            return "Your CA already covers the new hosts: nothing to renew."
-        return (f"Your CA does not cover {', '.join(missing)}: until it is renewed and re-trusted those hosts are "
-                f"tunnelled, not inspected. To renew it, {_ca_advice(data_dir)}.")
-    if not ca_dir.exists():
-        return "The new hosts are intercepted from the next `consentwatch run` (its CA is created then)."
-    return (f"The new hosts need a renewed CA: the CA you trusted only covers the old rule domains. "
-            f"To renew it, {_ca_advice(data_dir)}.")
-
-
 def cmd_import(args) -> int:
-    from ..rules.signing import SigningError, bundled_keys, load_public_key, sig_path, verify
-
-    try:
-        raw, pack = read_pack_file(args.file)
-        data_dir = resolve_data_dir(args)
-        keys = bundled_keys()
-        for k in args.trust:
-            keys.append(load_public_key(k, f"--trust {k}"))
-    except (CliError, SigningError) as e:
-        return fail(str(e))
+    data_dir = resolve_data_dir(args)
     setup_logging()
-
-    # 1. the signature, over the exact bytes
-    sig_file = sig_path(args.file)
-    signed_by = None
     try:
-        sig_text = sig_file.read_bytes()
-    except FileNotFoundError:
-        sig_text = None
-    except OSError as e:
-        return fail(f"{sig_file}: cannot read: {e.strerror or e}")
-    if sig_text is None:
-        if not args.allow_unsigned:
-            return fail(f"import refused: {args.file} is not signed (no {sig_file.name}); "
-                        f"sign it with `consentwatch rules sign`, or pass --allow-unsigned for your own draft")
-        print(f"warning: {args.file} is not signed; importing it because of --allow-unsigned", file=sys.stderr)
-    else:
-        try:
-            signed_by = verify(raw, sig_text, keys)
-        except SigningError as e:
-            if not args.allow_unsigned:
-                return fail(f"import refused: {args.file}: {e}")
-            print(f"warning: {args.file}: {e}; importing it anyway because of --allow-unsigned", file=sys.stderr)
-
-    # 2. validation, before anything is touched
-    errors = validate_pack(pack) if pack.get("format") == PACK_FORMAT else [
-        f"pack: format: this engine reads format {PACK_FORMAT}, the file says {pack.get('format')!r}"]
-    if errors:
-        return fail(f"import refused: {args.file} is not a valid rule pack ({len(errors)} error(s), first: "
-                    f"{errors[0]}); run `consentwatch rules validate {args.file}`")
-
-    # 3. what changes, then one atomic swap
-    store = RuleStore(data_dir)
-    try:
-        old = store.read_pack()
-    except Exception:  # noqa: BLE001 - an unreadable old database is simply replaced
-        old = {"version": "none", "rules": []}
-    changes = diff_packs(old, pack)
-    origin = f"import {Path(args.file).name}: " + (f"signed by {signed_by.key_id}" if signed_by else "unsigned")
-    if signed_by is not None and pack == shipped_pack():
-        origin = "shipped"  # the shipped pack itself: later consentwatch updates may refresh it again
-    try:
-        rules = store.write_pack(pack, origin)
-    except PackError as e:
-        return fail(f"import refused: {e.errors[0]}")
-    if store.meta().get("version") != str(pack["version"]):
-        return fail(f"import failed: could not write {store.path}; the old rules stay in force")
-
+        done = import_pack(args.file, data_dir, args.trust, args.allow_unsigned,
+                           warn=lambda line: print(line, file=sys.stderr))
+    except ImportRefused as e:
+        raise CliError(str(e)) from None
+    rules, signed_by = done.rules, done.signed_by
     who = f"signed by {signed_by.origin} (key {signed_by.key_id})" if signed_by else "UNSIGNED"
-    print(f"imported rule pack {pack['version']} from {args.file}: {len(rules)} rules in force, {who}")
-    for line in changes.lines():
+    print(f"imported rule pack {done.version} from {args.file}: {len(rules)} rules in force, {who}")
+    for line in done.changes.lines():
         print(f"  {line}")
     for note in rules.skipped:
         print(f"  note: {note}")
-    if changes.new_hosts:
-        print(f"  {_ca_note(data_dir, rules)}")
+    if done.changes.new_hosts:
+        print(f"  {coverage_note(data_dir, rules.host_patterns())}")
     print("  A running `consentwatch run` picks up the new rules by itself.")
     return 0
 
@@ -468,11 +295,8 @@ def cmd_import(args) -> int:
 # -- diff ------------------------------------------------------------------------------------------
 
 def cmd_diff(args) -> int:
-    try:
-        a = _named_pack(args.a, args)
-        b = _named_pack(args.b, args)
-    except CliError as e:
-        return fail(str(e))
+    a = _named_pack(args.a, args)
+    b = _named_pack(args.b, args)
     d = diff_packs(a, b)
     if args.json:
         print(json.dumps(d.to_dict(), indent=2))
@@ -486,66 +310,10 @@ def cmd_diff(args) -> int:
 
 # -- suggest ---------------------------------------------------------------------------------------
 
-_TO_FILL = [
-    "sources: at least one public URL that documents the setting (help page, announcement)",
-    ("fixtures: record the page with the setting on and off (mitmdump -w, or a HAR), put the files under "
-     "tests/fixtures/<platform>/ and list them with the findings they must give"),
-    "setting.checked_means: 'training' if switching it ON allows training, 'no_training' if ON is the opt-out",
-    "default: what a user who never touched it gets (on/off/unknown)",
-    "applies: the regions and dates it applies to",
-    "summary, title, remedy.steps: in plain words, from the platform's help page",
-    "setting.pages: generalise the path (replace account names or ids with *)",
-]
-
-
-def _slug(text: str, limit: int = 40) -> str:
-    words = re.findall(r"[a-z0-9]+", text.lower())
-    out = ""
-    for w in words:
-        if len(out) + len(w) + 1 > limit:
-            break
-        out = f"{out}-{w}" if out else w
-    return out or "setting"
-
-
-def _draft(s: dict, rules_by_host, today: str, taken: set[str]) -> dict:
-    host, path, label = s["host"], s["path"], s["label"]
-    platform = s.get("platform") or re.sub(r"[^a-z0-9]", "", host.split(".")[-2] if "." in host else host)
-    known = rules_by_host(host)
-    platform_name = known[0].platform_name if known else platform.capitalize()
-    rid = f"{platform}.{_slug(label)}"
-    base, n = rid, 2
-    while rid in taken:
-        rid, n = f"{base}-{n}", n + 1
-    taken.add(rid)
-    page = re.sub(r"[?#\s].*$", "", path) or "/"
-    return {
-        "id": rid,
-        "platform": platform,
-        "platform_name": platform_name,
-        "title": f"{platform_name}: {label}"[:200],
-        "summary": f"{platform_name} has a setting \"{label}\" that speaks of AI. Say in plain words what it does.",
-        "hosts": [host],
-        "setting": {"name": label, "labels": [label], "checked_means": "training", "pages": [page]},
-        "default": "unknown",
-        "applies": [{"regions": ["*"]}],
-        "remedy": {"settings_url": f"https://{host}{page}", "steps": [f"Open https://{host}{page}",
-                                                                     f"Switch \"{label}\" off"]},
-        "sources": [],
-        "last_verified": today,
-        "fixtures": [],
-    }
-
-
 def cmd_suggest(args) -> int:
-    from ..store.suggestions import SuggestionStore
-
-    try:
-        data_dir = resolve_data_dir(args)
-        setup_logging()
-        rules = RuleStore(data_dir).load()
-    except CliError as e:
-        return fail(str(e))
+    data_dir = resolve_data_dir(args)
+    setup_logging()
+    rules = RuleStore(data_dir).load()
     store = SuggestionStore(data_dir)
     try:
         suggestions = store.list()
@@ -555,19 +323,14 @@ def cmd_suggest(args) -> int:
         print("no suggestions yet: they are collected while `consentwatch run` (or `replay`) sees settings on "
               "rule hosts that speak of AI but match no rule", file=sys.stderr)
         return 0
-    today = dt.date.today().isoformat()
-    taken = {r.id for r in rules.rules}
-    drafts = [_draft(s, rules.for_host, today, taken) for s in suggestions]
-    pack = {"$schema": "./schema.json", "format": PACK_FORMAT, "version": f"draft-{today}",
-            "description": "Drafts from `consentwatch rules suggest`: fill in what each rule needs, then validate.",
-            "rules": drafts}
+    pack = draft_pack(suggestions, rules, dt.date.today().isoformat())
     data = canonical_bytes(pack)
     if args.out:
         try:
             args.out.write_bytes(data)
         except OSError as e:
-            return fail(f"cannot write {args.out}: {e.strerror or e}")
-        print(f"wrote {len(drafts)} draft rule(s) to {args.out}", file=sys.stderr)
+            raise CliError(f"cannot write {args.out}: {e.strerror or e}") from None
+        print(f"wrote {len(pack['rules'])} draft rule(s) to {args.out}", file=sys.stderr)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -575,7 +338,7 @@ def cmd_suggest(args) -> int:
         print(f"found: {s['host']}{s['path']}: \"{s['label']}\" (first seen {s.get('first_seen', '?')[:10]})",
               file=sys.stderr)
     print("before `consentwatch rules validate`, fill in for each draft:", file=sys.stderr)
-    for item in _TO_FILL:
+    for item in TO_FILL:
         print(f"  - {item}", file=sys.stderr)
     print("merge the finished rules into your pack (or the shipped pack.json), then `rules test` them.",
           file=sys.stderr)

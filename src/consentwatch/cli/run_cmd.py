@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import CliError, add_data_dir, add_region, fail, resolve_data_dir, resolve_region
+from .common import CliError, add_data_dir, add_region, resolve_data_dir, resolve_region
 
 
 def _port(flag: str, text: str, allow_zero: bool) -> int:
@@ -35,15 +35,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..live import RunConfig, run as run_live
+    from ..live import RunConfig, RunError, run as run_live  # mitmproxy's master: only `run` needs it
 
-    try:
-        proxy_port = _port("--proxy-port", args.proxy_port, allow_zero=False)
-        api_port = _port("--api-port", args.api_port, allow_zero=True)
-        region = resolve_region(args)
-        directory = resolve_data_dir(args)
-    except CliError as e:
-        return fail(str(e))
+    proxy_port = _port("--proxy-port", args.proxy_port, allow_zero=False)
+    api_port = _port("--api-port", args.api_port, allow_zero=True)
+    region = resolve_region(args)
+    directory = resolve_data_dir(args)
     cfg = RunConfig(data_dir=directory, proxy_port=proxy_port, api_port=api_port, region=region,
                     sets=list(args.sets), renew_ca=args.renew_ca)
-    return run_live(cfg, verbose=args.verbose)
+    try:
+        return run_live(cfg, verbose=args.verbose)
+    except RunError as e:
+        raise CliError(str(e)) from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..token import get_token
-from .common import CliError, add_data_dir, fail, resolve_data_dir
+from .common import CliError, add_data_dir, resolve_data_dir
 
 
 def register(sub) -> None:
@@ -15,12 +15,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        directory = resolve_data_dir(args)
-    except CliError as e:
-        return fail(str(e))
+    directory = resolve_data_dir(args)
     try:
         print(get_token(directory))
     except OSError as e:
-        return fail(f"cannot create the token in {directory}: {e.strerror or e}")
+        raise CliError(f"cannot create the token in {directory}: {e.strerror or e}") from None
     return 0
