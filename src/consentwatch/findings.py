@@ -10,7 +10,6 @@ TOGGLE_ON = "toggle_on"
 TOGGLE_OFF = "toggle_off"
 TOGGLE_REENABLED = "toggle_reenabled"
 POLICY_UPDATE = "policy_update"
-KINDS = (TOGGLE_ON, TOGGLE_OFF, TOGGLE_REENABLED, POLICY_UPDATE)
 # Kinds that become (or keep alive) a warning; toggle_off only resolves one.
 WARNING_KINDS = (TOGGLE_ON, TOGGLE_REENABLED, POLICY_UPDATE)
 

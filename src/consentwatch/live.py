@@ -61,7 +61,6 @@ class InterceptRuleHosts:
 
     def __init__(self, cw: ConsentWatch, opts: options.Options):
         self.opts = opts
-        self.on_change: list[Callable[[RuleSet], None]] = []
         self.ca: CaStatus | None = None  # the install's constrained CA, when run manages it
         self._told: set[str] = set()
         self.intercepted: list[str] = []
@@ -96,8 +95,6 @@ class InterceptRuleHosts:
             log.info("intercepting %d hosts of %d rules; all other hosts are tunnelled untouched",
                      len(patterns), len(rules))
         self.intercepted = patterns
-        for fn in self.on_change:
-            fn(rules)
 
 
 def hosts_regex(patterns: list[str]) -> str:

@@ -39,7 +39,6 @@ class Watch:
         self.listeners: list[Listener] = []
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
         self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
-        self.undecodable = 0
 
     def reconfigure(self, region: str | None, max_bytes: int) -> None:
         """New region or size limit for the same data dir: the stores stay open, the detector is replaced whole."""
@@ -104,7 +103,6 @@ class Watch:
                           key, obs.kind)
             return []
         if obs.note and not obs.findings:
-            self.undecodable += 1
             log.debug("not inspected (%s): %s", obs.note, _host(url))
         if obs.suggestions:
             self._store_suggestions(obs.suggestions)

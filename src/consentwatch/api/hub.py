@@ -49,7 +49,6 @@ class Hub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pinger: asyncio.Task | None = None
         self.closing = False
-        self.sent = 0
 
     # -- lifecycle (on the loop) --------------------------------------------------------------------
     def start(self) -> None:
@@ -140,7 +139,6 @@ class Hub:
                 if item is _STOP:
                     break
                 await ws.send_str(item)
-                self.sent += 1
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
         except Exception as e:  # noqa: BLE001 - one client's failure is not the server's

@@ -56,7 +56,6 @@ class ApiServer:
         self.port: int | None = None  # the port actually listening
         self._token: str | None = None
         self._token_dir = None
-        self._listening = False
         self._restart: asyncio.Task | None = None
 
     def load(self, loader) -> None:

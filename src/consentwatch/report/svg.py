@@ -62,9 +62,6 @@ class _Scale:
         f = (t - self.t0).total_seconds() / self.total
         return round(X0 + min(max(f, 0.0), 1.0) * PW, 1)
 
-    def inside(self, t: dt.datetime) -> bool:
-        return self.t0 <= t <= self.t1
-
 
 def _ticks(scale: _Scale) -> list[tuple[dt.datetime, str]]:
     days = (scale.t1 - scale.t0).days

@@ -46,7 +46,6 @@ class AtomicJSONStorage(Storage):
         self._data: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.write_errors = 0
-        self.moved_aside: Path | None = None
         self._defer = 0  # > 0 inside deferred(): writes are held in memory until its end
         self._dirty = False
         # a writer killed between mkstemp and os.replace leaves its temp file: we are the one writer now
@@ -87,7 +86,6 @@ class AtomicJSONStorage(Storage):
     def _move_aside(self, why: str) -> None:
         try:
             target = move_aside(self.path)
-            self.moved_aside = target
             log.warning("store %s was corrupt (%s): moved aside to %s, starting empty", self.path, why, target.name)
         except OSError as e:
             log.warning("store %s was corrupt (%s) and could not be moved aside (%s); starting empty",
