@@ -16,7 +16,10 @@ from pathlib import Path
 
 from . import ENGINE_VERSION
 from .findings import POLICY_UPDATE, TOGGLE_OFF
+from .regions import RegionError, normalize_region
+from .replay import ReplayError, replay_file
 from .rules.model import RuleSet
+from .watch import Watch
 
 
 @dataclass
@@ -51,11 +54,6 @@ def default_fixtures_dir() -> Path | None:
 
 
 def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> FixtureResult:
-    # late imports: replay pulls in mitmproxy, which `rules list` and friends do not need
-    from .regions import RegionError, normalize_region
-    from .replay import ReplayError, replay_file
-    from .watch import Watch
-
     rel = entry["file"]
     expected = sorted(set(entry.get("expect", ())))
     path = base / rel
