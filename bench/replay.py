@@ -56,7 +56,7 @@ def write_mix(path: Path, n: int) -> dict[str, int]:
 def main() -> None:
     from consentwatch.replay import replay_file
     from consentwatch.paths import data_dir
-    from consentwatch.watch import Watch
+    from consentwatch.pipeline import Watch
 
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=5000)

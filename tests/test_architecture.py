@@ -49,7 +49,7 @@ from consentwatch.addon import ConsentWatch
 from consentwatch.api.hub import Hub
 from consentwatch.api.server import ApiServer
 from consentwatch.rules_reloader import RulesReloader
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 from consentwatch.offload import DetectorProcess
 built = [type(o).__name__ for o in gc.get_objects()
          if isinstance(o, (ConsentWatch, ApiServer, Hub, RulesReloader, Watch, DetectorProcess))]

@@ -10,7 +10,7 @@ from consentwatch.detect import Detector
 from consentwatch.detect.discovery import candidate_positions, clean_label, discover
 from consentwatch.rules.model import load_pack, shipped_pack
 from consentwatch.store.suggestions import SuggestionStore
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 
 from conftest import cli, write_flow
 

@@ -18,7 +18,7 @@ from consentwatch.api.auth import host_ok, origin_ok
 from consentwatch.api.hub import Hub
 from consentwatch.api.pac import pac_script
 from consentwatch.token import get_token, token_matches
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 from live_support import EXT_ORIGIN, OFF_URL, RULE_ID, SETTINGS_URL, settings_html
 
 

@@ -27,7 +27,7 @@ def load_bench():
 
 
 def test_recording_has_one_new_warning_per_page(tmp_path):
-    from consentwatch.watch import Watch
+    from consentwatch.pipeline import Watch
 
     bench = load_bench()
     watch = Watch(tmp_path)

@@ -22,7 +22,7 @@ from consentwatch.api.app import REPORT_FORMATS, STATUSES, Api, build_app, opena
 from consentwatch.api.auth import PUBLIC_PATHS
 from consentwatch.api.hub import Hub
 from consentwatch.token import get_token, token_matches
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 from live_support import EXT_ORIGIN, SETTINGS_URL, settings_html
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -24,7 +24,7 @@ from consentwatch.report.html import render_html
 from consentwatch.report.markdown import md, render_markdown
 from consentwatch.report.model import RECENT_CHANGES
 from consentwatch.rules.model import shipped_pack
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 9, 20, 9, 30, tzinfo=UTC)

@@ -21,7 +21,7 @@ from consentwatch.addon import ConsentWatch
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RULES_FILE, RuleStore, RulesUnusable
 from consentwatch.rules_reloader import RulesReloader
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 from live_support import RULE_ID, default_recording, start_run
 
 

@@ -27,7 +27,7 @@ from .paths import DataDirError, data_dir
 from .regions import RegionError, normalize_region
 from .request_target import host_of, url_of
 from .rules.model import RuleSet
-from .watch import Listener, Watch
+from .pipeline import Listener, Watch
 
 log = logging.getLogger(__name__)
 

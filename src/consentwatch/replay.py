@@ -9,7 +9,7 @@ from typing import Iterator
 from mitmproxy import exceptions, http, io
 
 from .findings import Finding
-from .watch import Watch
+from .pipeline import Watch
 
 
 class ReplayError(Exception):

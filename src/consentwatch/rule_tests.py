@@ -19,7 +19,7 @@ from .findings import POLICY_UPDATE, TOGGLE_OFF
 from .regions import RegionError, normalize_region
 from .replay import ReplayError, replay_file
 from .rules.model import RuleSet
-from .watch import Watch
+from .pipeline import Watch
 
 
 @dataclass

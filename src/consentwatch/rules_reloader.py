@@ -13,7 +13,7 @@ import logging
 from typing import Protocol
 
 from .rules.model import RuleSet
-from .watch import Watch
+from .pipeline import Watch
 
 log = logging.getLogger(__name__)
 

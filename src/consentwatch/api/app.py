@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..report import render_report
-from ..watch import Watch
+from ..pipeline import Watch
 from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
 from .pac import pac_script

@@ -17,7 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from mitmproxy import ctx, exceptions
 
 from ..token import get_token
-from ..watch import Watch
+from ..pipeline import Watch
 from .app import Api, build_app
 from .hub import Hub
 

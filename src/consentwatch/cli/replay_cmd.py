@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..findings import WARNING_KINDS
 from ..replay import ReplayError, replay_file
-from ..watch import Watch
+from ..pipeline import Watch
 from .common import add_data_dir, add_region, resolve_data_dir, resolve_region, say, setup_logging
 
 
