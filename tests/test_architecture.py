@@ -50,7 +50,7 @@ from consentwatch.api.hub import Hub
 from consentwatch.api.server import ApiServer
 from consentwatch.rules_reloader import RulesReloader
 from consentwatch.pipeline import Watch
-from consentwatch.offload import DetectorProcess
+from consentwatch.detection_worker import DetectorProcess
 built = [type(o).__name__ for o in gc.get_objects()
          if isinstance(o, (ConsentWatch, ApiServer, Hub, RulesReloader, Watch, DetectorProcess))]
 print(len(built), threading.active_count(), len(multiprocessing.active_children()))

@@ -13,7 +13,7 @@ import pytest
 from conftest import LINKEDIN_URL, linkedin_page
 from consentwatch.detect import Detector, Observation
 from consentwatch.findings import Finding
-from consentwatch.offload import FRAME, DetectorProcess, FrameReader, Repeats
+from consentwatch.detection_worker import FRAME, DetectorProcess, FrameReader, Repeats
 from consentwatch.rules.model import load_pack, shipped_pack
 from consentwatch.detect import DetectionError
 

@@ -22,7 +22,7 @@ from typing import Callable
 from mitmproxy import ctx, exceptions, http
 
 from .detect.body import DEFAULT_MAX_BYTES
-from .offload import DetectorProcess
+from .detection_worker import DetectorProcess
 from .paths import DataDirError, data_dir
 from .regions import RegionError, normalize_region
 from .request_target import host_of, url_of
@@ -43,7 +43,7 @@ class ConsentWatch:
         # and never on the proxy's event loop.
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentwatch")
         self.pending: set[concurrent.futures.Future] = set()
-        # With consentwatch_detect_process on, detection itself runs in a worker process (see offload.py);
+        # With consentwatch_detect_process on, detection itself runs in a worker process (see detection_worker.py);
         # the thread above then only stores what it finds.
         self.offload: DetectorProcess | None = None
         self.inspected = 0
