@@ -16,7 +16,7 @@ from mitmproxy.test import taddons, tflow
 from consentwatch.addon import ConsentWatch
 from consentwatch.assembly import default_addons
 from consentwatch.rules_reloader import RulesReloader
-from consentwatch.live import FIXED_OPTIONS, RunConfig, RunError, build_master
+from consentwatch.run import FIXED_OPTIONS, RunConfig, RunError, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
 from live_support import RULE_ID, SETTINGS_URL, free_port, settings_html

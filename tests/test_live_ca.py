@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from consentwatch.ca import CA_CERT, CA_PEM, PUBLIC_CERT, covers, ensure_ca, permitted_of, uncovered, wanted_domains
-from consentwatch.live import RunConfig, build_master
+from consentwatch.run import RunConfig, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
 from conftest import missing_prerequisite

@@ -1,6 +1,6 @@
 """Where consentwatch's addons are put together, like mitmproxy's `default_addons()`: nothing else builds them.
 
-`consentwatch run` (live.py) and the `mitmdump -s` script (addon/consentwatch_addon.py) both start here, so
+`consentwatch run` (run.py) and the `mitmdump -s` script (addon/consentwatch_addon.py) both start here, so
 they run the same addons, wired the same way.
 """
 

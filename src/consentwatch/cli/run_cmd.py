@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..live import RunConfig, RunError, run as run_live  # mitmproxy's master: only `run` needs it
+    from ..run import RunConfig, RunError, run as run_live  # mitmproxy's master: only `run` needs it
 
     proxy_port = _port("--proxy-port", args.proxy_port, allow_zero=False)
     api_port = _port("--api-port", args.api_port, allow_zero=True)
