@@ -32,6 +32,11 @@ from .pipeline import Listener, Watch
 log = logging.getLogger(__name__)
 
 
+CHANGE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# A settings change is a few hundred bytes of JSON or form data; a bigger body is an upload, not a change.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
 class ConsentWatch:
     def __init__(self) -> None:
         self.watch: Watch | None = None
@@ -90,6 +95,30 @@ class ConsentWatch:
         log.info("%d rules for %d hosts, data in %s", len(self.watch.rules),
                  len(self.watch.rules.host_patterns()), directory)
 
+    def request(self, flow: http.HTTPFlow) -> None:
+        """The user's own change request (POST/PUT/PATCH to a rule host whose rules read requests): its body goes
+        to detection as it is, read in memory and never kept. The new value is known before the platform answers,
+        and some answers do not echo it (X's opt-out mutation)."""
+        watch = self.watch
+        req = flow.request
+        if watch is None or req.method not in CHANGE_METHODS:
+            return
+        host = host_of(req)
+        if not watch.detector.request_rules_for(host):
+            return
+        body = req.raw_content
+        if not body or len(body) > MAX_REQUEST_BYTES:
+            return
+        when = dt.datetime.fromtimestamp(req.timestamp_start, dt.timezone.utc) if req.timestamp_start else None
+        job = (url_of(req), req.headers.get("content-type", ""), body, req.headers.get("content-encoding", ""),
+               when, host, req.method, "request")
+        self.inspected += 1
+        if self.offload is not None and self.offload.submit(job):
+            return
+        fut = self.pool.submit(watch.process, *job)
+        self.pending.add(fut)
+        fut.add_done_callback(self.pending.discard)
+
     def response(self, flow: http.HTTPFlow) -> None:
         watch = self.watch
         if watch is None or flow.response is None:
@@ -102,7 +131,7 @@ class ConsentWatch:
             if (resp.timestamp_end or resp.timestamp_start) else None
         # Copy what detection needs (bytes are immutable): the flow itself is not touched again.
         job = (url_of(flow.request), resp.headers.get("content-type", ""), resp.raw_content,
-               resp.headers.get("content-encoding", ""), when, host)
+               resp.headers.get("content-encoding", ""), when, host, flow.request.method)
         self.inspected += 1
         if self.offload is not None and self.offload.submit(job):
             return

@@ -42,7 +42,9 @@ from .rules.model import RuleSet, load_pack
 
 log = logging.getLogger(__name__)
 
-Job = tuple[str, str, "bytes | None", str, "dt.datetime | None", str]  # url, content type, body, encoding, when, host
+# url, content type, body, encoding, when, host[, method[, side]]: side "request" is the body of the user's own
+# change request (read by request-side keys only), "response" (the default) everything else
+Job = tuple
 
 FRAME = struct.Struct("!IQ")  # header length, body length
 PIPE_SIZE = 1 << 20  # ask the kernel for a 1 MiB pipe: a burst of pages goes in without waiting
@@ -147,10 +149,11 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int) -> No
             return  # the proxy is gone
         kind = head[0]
         if kind == "job":
-            _, url, content_type, encoding, stamp, host, _has_body = head
+            _, url, content_type, encoding, stamp, host, method, side, _has_body = head
             when = dt.datetime.fromtimestamp(stamp, dt.timezone.utc) if stamp is not None else None
+            rules = detector.rules_for(host) if side == "response" else detector.request_rules_for(host)
             try:
-                obs = detector.detect(url, content_type, body, encoding, when, rules=detector.rules_for(host))
+                obs = detector.detect(url, content_type, body, encoding, when, rules=rules, method=method, side=side)
             except Exception as e:  # noqa: BLE001 - the type travels back, never the message
                 obs = DetectionError(type(e).__name__)
             if repeats.news(obs, when or dt.datetime.now(dt.timezone.utc)):
@@ -216,14 +219,17 @@ class DetectorProcess:
         """Queue a response for detection. False when the worker is gone (the caller detects in-process)."""
         if not self.alive:
             return False
-        url, content_type, body, encoding, when, host = job
+        url, content_type, body, encoding, when, host, *more = job
+        method = more[0] if more else None
+        side = more[1] if len(more) > 1 else "response"
         if body is not None:
             cap = _shipped_bytes(encoding, self.max_bytes)
             if cap is not None and len(body) > cap:
                 body = memoryview(body)[:cap]
         # the time travels as a float: pickling a datetime costs the proxy more than the rest of the header
         stamp = when.timestamp() if when is not None else None
-        self._write(("job", url, content_type, encoding, stamp, host, body is not None), body, droppable=True)
+        self._write(("job", url, content_type, encoding, stamp, host, method, side, body is not None), body,
+                    droppable=True)
         return True
 
     def set_rules(self, rules: RuleSet) -> None:

@@ -35,7 +35,8 @@ class Finding:
     effective_date: str | None = None  # ISO date, for notices that state one
     observed_at: str = ""  # ISO timestamp
     remedy: Remedy = field(default_factory=lambda: Remedy(None, ()))
-    source: str = ""  # which detector: html, json or notice (for logs and tests)
+    source: str = ""  # which detector: html, choice, name, json, request or notice (for logs and tests)
+    seen_by: str = "network"  # which eye delivered what was read: network (the proxy) or page (the extension)
 
     def to_dict(self) -> dict:
         return {
@@ -48,6 +49,7 @@ class Finding:
             "effective_date": self.effective_date,
             "observed_at": self.observed_at,
             "remedy": self.remedy.to_dict(),
+            "seen_by": self.seen_by,
         }
 
     def replace(self, **changes) -> "Finding":

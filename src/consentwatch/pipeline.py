@@ -52,19 +52,27 @@ class Watch:
         self.detector = Detector(rules, self.region, self.detector.max_bytes)
 
     def process(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
-                observed_at: dt.datetime | None = None, host: str | None = None) -> list[Finding]:
-        """Detect, store, announce. Never raises: a bug in detection must not touch the user's traffic."""
-        return self.record(url, self.detect(url, content_type, body, content_encoding, observed_at, host), host)
+                observed_at: dt.datetime | None = None, host: str | None = None, method: str | None = None,
+                side: str = "response") -> list[Finding]:
+        """Detect, store, announce. Never raises: a bug in detection must not touch the user's traffic.
+        `side` "request": the body of the user's own change request (read, never kept)."""
+        return self.record(url, self.detect(url, content_type, body, content_encoding, observed_at, host, method, side),
+                           host)
 
     def detect(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
-               observed_at: dt.datetime | None = None, host: str | None = None) -> Observation | DetectionError | None:
+               observed_at: dt.datetime | None = None, host: str | None = None, method: str | None = None,
+               side: str = "response") -> Observation | DetectionError | None:
         """The detection half of `process` (a worker process runs the same through `offload`)."""
         detector = self.detector
-        rules = detector.rules_for(host) if host is not None else None
+        if host is not None:
+            rules = detector.rules_for(host) if side == "response" else detector.request_rules_for(host)
+        else:
+            rules = None
         if rules is not None and not rules:
             return None
         try:
-            return detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules)
+            return detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules,
+                                   method=method, side=side)
         except Exception as e:  # noqa: BLE001 - counted, logged once per rule set, never propagated
             return DetectionError(type(e).__name__)
 

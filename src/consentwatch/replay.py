@@ -33,12 +33,24 @@ def read_flows(path: Path) -> Iterator[http.HTTPFlow]:
             raise ReplayError(f"{path}: not a readable flow or HAR file ({type(e).__name__})") from None
 
 
+CHANGE_METHODS = ("POST", "PUT", "PATCH")
+
+
 def replay_file(watch: Watch, path: Path) -> Iterator[Finding]:
+    """Each flow as the live addon sees it: the user's change request (its body) first, then the response."""
     for flow in read_flows(path):
+        req = flow.request
+        if req.method.upper() in CHANGE_METHODS and req.raw_content:
+            ts = req.timestamp_start
+            when = dt.datetime.fromtimestamp(ts, dt.timezone.utc) if ts and ts > 0 else None
+            yield from watch.process(req.pretty_url, req.headers.get("content-type", ""), req.raw_content,
+                                     req.headers.get("content-encoding", ""), when, host=req.pretty_host,
+                                     method=req.method, side="request")
         resp = flow.response
         if resp is None:
             continue
         ts = resp.timestamp_end or resp.timestamp_start
         when = dt.datetime.fromtimestamp(ts, dt.timezone.utc) if ts and ts > 0 else None
-        yield from watch.process(flow.request.pretty_url, resp.headers.get("content-type", ""), resp.raw_content,
-                                 resp.headers.get("content-encoding", ""), when, host=flow.request.pretty_host)
+        yield from watch.process(req.pretty_url, resp.headers.get("content-type", ""), resp.raw_content,
+                                 resp.headers.get("content-encoding", ""), when, host=req.pretty_host,
+                                 method=req.method)

@@ -1,11 +1,14 @@
 """`rules test`: replay each rule's recorded fixtures and compare what the engine finds with what the rule says.
 
-Each fixture entry names a recording (.flow or .har, relative to tests/fixtures) and `expect`, the kinds of
-finding the rule must give on it: `toggle_on`, `toggle_reenabled`, `policy_update`, or `[]` for none.
-`toggle_off` is not a warning, so it is only checked when listed (then it must appear). When the entry
-states an `effective_date`, a `policy_update` with that date must appear; when it states a `region`, the
-recording is replayed as a user in that region. Every fixture runs through the same pipeline as
-`consentwatch replay` (detectors and state store), fresh for each file, in a throwaway data dir.
+Each fixture entry names a file relative to tests/fixtures and `expect`, exactly the kinds of finding the rule
+must give on it: `toggle_on`, `toggle_off`, `toggle_reenabled`, `policy_update`, or `[]` for none at all. A
+recording (.flow, .har) runs through the same pipeline as `consentwatch replay` (change-request bodies,
+responses, detectors and state store); a page region (.html, with its `url`) is read as the extension's page eye
+sends it. Each file starts fresh, in a throwaway data dir. When the entry states an `effective_date`, a
+`policy_update` with that date must appear; when it states a `region`, the file is read as a user there.
+
+A rule with a setting must prove it can tell OFF from ON: it fails without a fixture that expects `toggle_off`
+(a recognised OFF resolves a warning; an OFF page that reads as nothing would leave it standing).
 """
 
 from __future__ import annotations
@@ -66,15 +69,15 @@ def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> Fixtu
     with tempfile.TemporaryDirectory(prefix="consentwatch-rules-test-") as tmp:
         watch = Watch(Path(tmp), region, rules=rules)
         try:
-            findings = [f for f in replay_file(watch, path) if f.rule_id == rule_id]
-        except ReplayError as e:
+            if rel.endswith(".html"):
+                findings = [f for f in _read_page(watch, path, entry.get("url", "")) if f.rule_id == rule_id]
+            else:
+                findings = [f for f in replay_file(watch, path) if f.rule_id == rule_id]
+        except (ReplayError, OSError) as e:
             return FixtureResult(rel, expected, [], False, str(e))
         finally:
             watch.close()
-    kinds = {f.kind for f in findings}
-    if TOGGLE_OFF not in expected:
-        kinds.discard(TOGGLE_OFF)
-    got = sorted(kinds)
+    got = sorted({f.kind for f in findings})
     problems = []
     if got != expected:
         problems.append(f"expected {', '.join(expected) or 'no finding'}, got {', '.join(got) or 'no finding'}")
@@ -84,6 +87,17 @@ def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> Fixtu
         if want_date not in dates:
             problems.append(f"expected effective date {want_date}, got {', '.join(dates) or 'no policy_update'}")
     return FixtureResult(rel, expected, got, not problems, "; ".join(problems))
+
+
+def _read_page(watch, path: Path, url: str):
+    """A rendered region, as POST /v1/observations hands it to the detectors (seen by the page eye, read now)."""
+    obs = watch.detector.detect(url, "text/html; charset=utf-8", path.read_bytes(), seen_by="page")
+    return watch.record(url, obs)
+
+
+def _needs_off_fixture(d: dict) -> bool:
+    s = d.get("setting") or {}
+    return bool(s.get("labels") or s.get("json_keys") or s.get("name_states"))
 
 
 def test_rules(pack: dict, rules: RuleSet, ids: list[str] | None, fixtures_dir: Path) -> list[RuleResult]:
@@ -105,7 +119,11 @@ def test_rules(pack: dict, rules: RuleSet, ids: list[str] | None, fixtures_dir: 
             continue
         fixture_results = [_run_fixture(rules, rid, e, fixtures_dir) for e in entries]
         status = "PASS" if all(f.ok for f in fixture_results) else "FAIL"
-        results.append(RuleResult(rid, status, fixture_results))
+        note = ""
+        if _needs_off_fixture(d) and not any(TOGGLE_OFF in e.get("expect", ()) for e in entries):
+            status, note = "FAIL", (f"{len(entries)} fixture(s); none expects toggle_off: record the setting switched "
+                                    "off and list it with \"expect\": [\"toggle_off\"]")
+        results.append(RuleResult(rid, status, fixture_results, note))
     return results
 
 

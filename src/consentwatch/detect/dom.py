@@ -78,6 +78,18 @@ def is_hidden(node: LexborNode) -> bool:
     return False
 
 
+def is_disabled(node: LexborNode) -> bool:
+    """A control the user cannot operate (`disabled`, aria-disabled, inside a disabled fieldset). What it shows
+    is not a choice: Udemy greys its switch out outside the yearly opt-out window, X disables it for minors."""
+    attrs = node.attributes
+    if "disabled" in attrs or (attrs.get("aria-disabled") or "").strip().lower() == "true":
+        return True
+    for anc in ancestors(node, 12):
+        if anc.tag == "fieldset" and "disabled" in anc.attributes:
+            return True
+    return False
+
+
 def text_of(node: LexborNode, limit: int = 4000) -> str:
     t = node.text(deep=True, separator=" ", strip=True)
     return t[:limit]

@@ -14,8 +14,9 @@ from ..regions import applies, normalize_region
 from ..rules.model import Rule, RuleSet
 from .body import DEFAULT_MAX_BYTES, read_body
 from .discovery import Suggestion, discover
+from .html_choices import detect_choices, detect_name_states
 from .html_toggles import detect_toggles
-from .json_settings import detect_json, looks_like_json
+from .json_settings import detect_form, detect_json, looks_like_json
 from .notices import detect_notices
 
 log = logging.getLogger(__name__)
@@ -78,76 +79,119 @@ class Detector:
         """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
         return self.rules.for_host(host)
 
+    def request_rules_for(self, host: str) -> tuple[Rule, ...]:
+        """Rules that read the user's change requests on `host` (request-side keys). Empty: the request is not read."""
+        return self.rules.request_rules_for(host)
+
     def detect(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
-               observed_at: dt.datetime | None = None, rules: tuple[Rule, ...] | None = None) -> Observation:
+               observed_at: dt.datetime | None = None, rules: tuple[Rule, ...] | None = None,
+               method: str | None = None, side: str = "response", seen_by: str = "network") -> Observation:
+        """What `rules` (default: the rules of the URL's host) see in one body.
+
+        `side` "response" (a page or an API answer; `method` is the request's, None when unknown) or "request"
+        (the body of the user's own POST/PUT/PATCH: only request-side keys are read, nothing is kept).
+        `seen_by` names the eye that delivered the body ("network": the proxy; "page": the extension)."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if rules is None:
-            rules = self.rules_for(host)
+            rules = self.rules_for(host) if side == "response" else self.request_rules_for(host)
         if not rules:
             return Observation([], [])
         when = observed_at or dt.datetime.now(dt.timezone.utc)
         key = (tuple(r.id for r in rules), host, parts.path, content_type, content_encoding, when.date(),
-               len(body or b""), hash(body)) if self.memo_size else None
+               method, side, seen_by, len(body or b""), hash(body)) if self.memo_size else None
         if key is not None and (seen := self._memo.get(key)) is not None:
             self._memo.move_to_end(key)
             return _restamp(seen, when)
         text, note = read_body(body, content_type, content_encoding, self.max_bytes)
         if text is None:
             obs = Observation([], [], note)
+        elif side == "request":
+            obs = self._detect_request(rules, parts.path or "/", clean_url(url), content_type, text, when, note,
+                                       method, seen_by)
         else:
-            obs = self._detect_text(rules, host, parts.path or "/", clean_url(url), content_type, text, when, note)
+            obs = self._detect_text(rules, host, parts.path or "/", clean_url(url), content_type, text, when, note,
+                                    method, seen_by)
         if key is not None:
             self._memo[key] = obs
             if len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
         return obs
 
-    def _detect_text(self, rules, host, path, url, content_type, text, when, note) -> Observation:
+    def _detect_request(self, rules, path, url, content_type, text, when, note, method, seen_by) -> Observation:
+        """The user's own change request: the new value of a setting, in a JSON or form-encoded body."""
+        rules = list(rules)
+        head = text.lstrip("\ufeff \t\r\n")[:1]
+        if "x-www-form-urlencoded" in (content_type or "").lower() or (head not in ("{", "[") and "=" in text[:4096]):
+            hits = detect_form(text, rules, path, method)
+        else:
+            hits = detect_json(text, rules, is_json=True, path=path, method=method, side="request")
+        verdicts: dict[str, tuple[Rule, bool, str]] = {}
+        for h in hits:
+            _vote(verdicts, h.rule, h.training_on, "request")
+        findings, skipped = self._toggle_findings(verdicts, url, when, seen_by)
+        return Observation(findings, skipped, note)
+
+    def _detect_text(self, rules, host, path, url, content_type, text, when, note, method=None,
+                     seen_by="network") -> Observation:
         kind = _kind_of(content_type, text)
         stamp = when.isoformat(timespec="seconds")
         verdicts: dict[str, tuple[Rule, bool, str]] = {}  # rule id -> (rule, training_on, source)
 
         def vote(rule: Rule, training_on: bool, source: str) -> None:
-            # any control saying "training on" wins: one ON switch is enough to warn
-            prev = verdicts.get(rule.id)
-            if prev is None or (training_on and not prev[1]):
-                verdicts[rule.id] = (rule, training_on, source)
+            _vote(verdicts, rule, training_on, source)
 
         notice_hits = []
         suggestions: tuple[Suggestion, ...] = ()
         if kind in ("json", "html"):
-            for h in detect_json(text, list(rules), is_json=(kind == "json")):
+            for h in detect_json(text, list(rules), is_json=(kind == "json"), path=path, method=method):
                 vote(h.rule, h.training_on, "json")
         if kind == "html":
             low = text.lower()
             for h in detect_toggles(text, low, list(rules), path):
                 vote(h.rule, h.training_on, "html")
+            for c in detect_choices(text, low, list(rules), path):
+                vote(c.rule, c.training_on, "choice")
+            for c in detect_name_states(text, low, list(rules), path):
+                vote(c.rule, c.training_on, "name")
             notice_rules = [r for r in rules if host in r.notice_hosts]
             if notice_rules:
                 notice_hits = detect_notices(text, low, notice_rules)
             if self.discover:
                 suggestions = tuple(discover(text, low, list(rules), host, path))
 
-        findings: list[Finding] = []
-        skipped: list[str] = []
+        findings, skipped = self._toggle_findings(verdicts, url, when, seen_by)
         today = when.date()
-        for rule, training_on, source in verdicts.values():
-            if training_on and not applies(rule.data["applies"], self.region, today):
-                skipped.append(rule.id)
-                continue
-            findings.append(Finding(
-                kind=TOGGLE_ON if training_on else TOGGLE_OFF, platform=rule.platform, rule_id=rule.id, url=url,
-                setting=rule.setting_name, state="on" if training_on else "off", observed_at=stamp,
-                remedy=rule.remedy, source=source))
         for h in notice_hits:
             if not applies(h.rule.data["applies"], self.region, today) and not _announces_future(h.effective_date, today):
                 skipped.append(h.rule.id)
                 continue
             findings.append(Finding(
                 kind=POLICY_UPDATE, platform=h.rule.platform, rule_id=h.rule.id, url=url, setting=h.rule.setting_name,
-                effective_date=h.effective_date, observed_at=stamp, remedy=h.rule.remedy, source="notice"))
+                effective_date=h.effective_date, observed_at=stamp, remedy=h.rule.remedy, source="notice",
+                seen_by=seen_by))
         return Observation(findings, skipped, note, suggestions)
+
+    def _toggle_findings(self, verdicts, url, when, seen_by) -> tuple[list[Finding], list[str]]:
+        findings: list[Finding] = []
+        skipped: list[str] = []
+        stamp = when.isoformat(timespec="seconds")
+        for rule, training_on, source in verdicts.values():
+            if training_on and not applies(rule.data["applies"], self.region, when.date()):
+                skipped.append(rule.id)
+                continue
+            findings.append(Finding(
+                kind=TOGGLE_ON if training_on else TOGGLE_OFF, platform=rule.platform, rule_id=rule.id, url=url,
+                setting=rule.setting_name, state="on" if training_on else "off", observed_at=stamp,
+                remedy=rule.remedy, source=source, seen_by=seen_by))
+        return findings, skipped
+
+
+def _vote(verdicts: dict, rule: Rule, training_on: bool, source: str) -> None:
+    # any control saying "training on" wins: one ON switch is enough to warn
+    prev = verdicts.get(rule.id)
+    if prev is None or (training_on and not prev[1]):
+        verdicts[rule.id] = (rule, training_on, source)
 
 
 def _announces_future(effective: str | None, today: dt.date) -> bool:

@@ -144,7 +144,7 @@ def find_toggles(doc: LexborHTMLParser, rules: list[Rule], names: _Names | None 
                 continue
             # one control, one verdict: the first (most specific) name that matched decides
             state = control_state(node)
-            if state is not None and not dom.is_hidden(node):
+            if state is not None and not dom.is_hidden(node) and not dom.is_disabled(node):
                 for rule, label in matched:
                     hits.append(ToggleHit(rule, state, state == rule.checked_means_training, label))
             break
@@ -165,14 +165,15 @@ def _dedupe(hits: list[ToggleHit]) -> list[ToggleHit]:
 REACH = 800  # how far a label phrase may extend around its anchor word in raw markup
 
 
-def label_positions(low: str, rules: list[Rule]) -> list[int]:
+def label_positions(low: str, rules: list[Rule], finders: str = "label_finders") -> list[int]:
     """Where any of the rules' labels occur in lower-cased markup (anchor word found, phrase confirmed).
+    `finders` names the rule attribute with the (anchor, pattern) pairs to look for (labels by default).
 
     Matches inside <head> (a <title> naming the setting) are skipped: no control lives there."""
     head_end = low.find("</head>", 0, 1 << 20)
     positions = []
     for r in rules:
-        for anchor, rx in r.label_finders:
+        for anchor, rx in getattr(r, finders):
             for p in occurrences(low, anchor, dom.MAX_WINDOWS):
                 if p < head_end:
                     continue
@@ -205,7 +206,7 @@ def far_references(doc: LexborHTMLParser, rules: list[Rule]) -> tuple[dict[str, 
 
 def detect_toggles(text: str, low: str, rules: list[Rule], path: str) -> list[ToggleHit]:
     """Toggles for `rules` in an HTML page. `low` is text.lower(), shared with the other detectors."""
-    wanted = [r for r in rules if r.label_finders and r.page_matches(path)]
+    wanted = [r for r in rules if r.label_finders and r.has_toggle and r.page_matches(path)]
     if not wanted:
         return []
     positions = label_positions(low, wanted)

@@ -74,7 +74,10 @@ def validate_pack(pack: object) -> list[str]:
             for i, a in enumerate(r["applies"]):
                 if a.get("from") and a.get("until") and a["from"] > a["until"]:
                     errors.append(f"{r['id']}: applies/{i}: 'from' is after 'until'")
-            phrases = [(f"setting/labels/{i}", x) for i, x in enumerate((r.get("setting") or {}).get("labels", ()))]
+            setting = r.get("setting") or {}
+            errors.extend(f"{r['id']}: {e}" for e in _setting_problems(setting, r))
+            phrases = [(f"setting/labels/{i}", x) for i, x in enumerate(setting.get("labels", ()))]
+            phrases += [(f"setting/name_states/{x}", x) for x in setting.get("name_states", {})]
             phrases += [(f"notices/about/{i}", x) for i, x in enumerate((r.get("notices") or {}).get("about", ()))]
             for where, phrase in phrases:
                 n = len(words(phrase))
@@ -85,9 +88,35 @@ def validate_pack(pack: object) -> list[str]:
                                   "match a shorter, distinctive part of it")
             for where, source, flags, anchored in pattern_sources(r):
                 for problem in check_pattern(source, flags, anchored):
-                    hint = " (in globs use ** at most once, as the last wildcard)" if where == "setting/pages" else ""
+                    hint = " (in globs use ** at most once, as the last wildcard)" \
+                        if where == "setting/pages" or where.endswith("/paths") else ""
                     errors.append(f"{r['id']}: {where}: regex {problem}{hint}")
     return errors
+
+
+def _setting_problems(s: dict, rule: dict) -> list[str]:
+    """What the schema cannot check about a setting and the rule's `seen_via`."""
+    out = []
+    for i, k in enumerate(s.get("json_keys", ())):
+        if k.get("in") == "request" and not set(k.get("methods", CHANGE_METHODS)) <= CHANGE_METHODS:
+            out.append(f"setting/json_keys/{i}/methods: a change request is a POST, PUT or PATCH")
+        if k["key"] in (k.get("only_if") or {}):
+            out.append(f"setting/json_keys/{i}/only_if: a key cannot be its own condition")
+    choices = s.get("choices") or {}
+    if choices:
+        if set(choices.values()) != {"training", "no_training"}:
+            out.append("setting/choices: name at least one option meaning training and one meaning no_training")
+        for text in choices:
+            if not words(text):
+                out.append(f"setting/choices/{text}: option text has no letters or digits")
+    eyes = {v["eye"] for v in rule.get("seen_via", ())}
+    if "network" in eyes and not s.get("json_keys"):
+        out.append("seen_via: eye 'network' needs setting.json_keys (the proxy reads JSON keys, not pages)")
+    readable = s.get("labels") or s.get("name_states") or rule.get("notices")
+    for eye in sorted(eyes & {"markup", "page"}):
+        if not readable:
+            out.append(f"seen_via: eye {eye!r} needs setting.labels, setting.name_states or notices")
+    return out
 
 
 def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
@@ -101,11 +130,15 @@ def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
         # union, which a pack must keep safe too
         out.extend((f"setting/labels/{i}", raw_phrase_pattern(x), 0, False) for i, x in enumerate(s["labels"]))
         out.append(("setting/labels", "|".join(f"(?:{raw_phrase_pattern(x)})" for x in s["labels"]), 0, False))
+    for phrase in s.get("name_states", {}):
+        out.append((f"setting/name_states/{phrase}", raw_phrase_pattern(phrase), 0, False))
     if s.get("pages"):
         out.append(("setting/pages", "^(?:" + "|".join(glob_to_regex(p) for p in s["pages"]) + ")", 0, True))
     for i, k in enumerate(s.get("json_keys", ())):
         rx = json_key_regex(k["key"])
         out.append((f"setting/json_keys/{i}/key", rx.pattern, rx.flags & ~re.UNICODE, False))
+        if k.get("paths"):
+            out.append((f"setting/json_keys/{i}/paths", endpoint_regex(k["paths"]), 0, True))
     notices = d.get("notices")
     if notices:
         src = phrase_source(notices["about"], stem=True)
@@ -128,10 +161,89 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def endpoint_regex(globs: Iterable[str]) -> str:
+    """Endpoint globs -> one anchored regex source: the whole path must match (a trailing slash aside)."""
+    return "^(?:" + "|".join(glob_to_regex(g.rstrip("/") or "/") for g in globs) + ")/?$"
+
+
+CHANGE_METHODS = frozenset({"POST", "PUT", "PATCH"})  # the requests whose bodies are read (change requests)
+EYES = ("network", "markup", "page")
+
+
+def scalar_key(value: object) -> tuple | None:
+    """How `only_if` compares values: 1, 1.0 and "1" are one number, true is not 1, strings ignore case.
+    None for null (which an `only_if` list uses to accept an absent field)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", float(value))
+    if isinstance(value, str):
+        v = value.strip()
+        try:
+            return ("n", float(v)) if v else ("s", "")
+        except ValueError:
+            return ("s", v.lower())
+    return ("x", repr(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """`only_if` for one sibling field: the values it may have (and whether absent/null is fine)."""
+
+    field: str
+    accepted: frozenset
+    absent_ok: bool
+
+    def holds(self, obj: dict) -> bool:
+        if self.field not in obj or obj[self.field] is None:
+            return self.absent_ok
+        return scalar_key(obj[self.field]) in self.accepted
+
+
 @dataclass(frozen=True, slots=True)
 class JsonKey:
+    """A JSON field that carries the setting's state, and where it means the user's choice."""
+
     key: str
     training_when: bool
+    side: str = "response"  # or "request": the user's own change request
+    paths: re.Pattern[str] | None = field(default=None, compare=False)
+    methods: frozenset[str] | None = None
+    within: tuple[tuple[str, ...], ...] = ()  # the holding object's key path must end with one of these
+    only_if: tuple[Condition, ...] = ()
+
+    @classmethod
+    def from_dict(cls, k: dict) -> "JsonKey":
+        side = k.get("in", "response")
+        methods = k.get("methods")
+        if methods is None and side == "request":
+            methods = CHANGE_METHODS
+        only_if = []
+        for name, values in (k.get("only_if") or {}).items():
+            values = values if isinstance(values, list) else [values]
+            only_if.append(Condition(name, frozenset(scalar_key(v) for v in values if v is not None),
+                                     any(v is None for v in values)))
+        return cls(k["key"], k["training_when"], side,
+                   re.compile(endpoint_regex(k["paths"])) if k.get("paths") else None,
+                   frozenset(m.upper() for m in methods) if methods else None,
+                   tuple(tuple(w.split(".")) for w in k.get("within", ())), tuple(only_if))
+
+    def applies(self, side: str, path: str, method: str | None) -> bool:
+        """Does this key speak on this side of this exchange? An unknown method (None) passes."""
+        if side != self.side:
+            return False
+        if self.methods is not None and method is not None and method.upper() not in self.methods:
+            return False
+        return self.paths is None or self.paths.match(path) is not None
+
+    def conditions_hold(self, obj: dict) -> bool:
+        return all(c.holds(obj) for c in self.only_if)
+
+    def within_matches(self, trail: tuple[str, ...]) -> bool:
+        """`trail`: the object keys leading to the object that holds the key (list positions left out)."""
+        return not self.within or any(trail[-len(w):] == w for w in self.within if len(w) <= len(trail))
 
 
 @dataclass(frozen=True)
@@ -151,12 +263,19 @@ class Rule:
     json_keys: tuple[JsonKey, ...]
     notice_hosts: frozenset[str]
     remedy: Remedy
+    # chosen option text (normalised) -> training?, for a select / listbox / menu / radio group named by a label
+    choices: tuple[tuple[str, bool], ...] = ()
+    # a phrase in a control's accessible name (normalised) -> training?
+    name_states: tuple[tuple[str, bool], ...] = ()
+    seen_via: tuple[dict, ...] = ()
+    has_toggle: bool = False  # the labels name a checkbox/switch (checked_means), not only a choice control
     # compiled matchers
     # (anchor word, pattern) per label: find the literal, then confirm the phrase around it
     label_finders: tuple[tuple[str, re.Pattern[str]], ...] = field(repr=False, default=())
     pages: re.Pattern[str] | None = field(repr=False, default=None)
     notice_about: re.Pattern[str] | None = field(repr=False, default=None)
     notice_about_raw: re.Pattern[str] | None = field(repr=False, default=None)
+    name_finders: tuple[tuple[str, re.Pattern[str]], ...] = field(repr=False, default=())
 
     @classmethod
     def from_dict(cls, d: dict) -> "Rule":
@@ -176,9 +295,15 @@ class Rule:
             labels=labels,
             labels_norm=tuple(norm(label) for label in labels),
             checked_means_training=s.get("checked_means", "training") == "training",
-            json_keys=tuple(JsonKey(k["key"], k["training_when"]) for k in s.get("json_keys", ())),
+            json_keys=tuple(JsonKey.from_dict(k) for k in s.get("json_keys", ())),
             notice_hosts=frozenset((notices or {}).get("hosts") or d["hosts"]) if notices else frozenset(),
             remedy=Remedy(r.get("settings_url"), tuple(r.get("steps", ())), r.get("note")),
+            choices=tuple((norm(text), meaning == "training") for text, meaning in (s.get("choices") or {}).items()),
+            name_states=tuple((norm(p), meaning == "training") for p, meaning in (s.get("name_states") or {}).items()),
+            seen_via=tuple(d.get("seen_via", ())),
+            has_toggle="checked_means" in s,
+            name_finders=tuple((anchor_word(p), re.compile(raw_phrase_pattern(p)))
+                               for p in (s.get("name_states") or {}) if anchor_word(p)),
             label_finders=tuple((anchor_word(x), re.compile(raw_phrase_pattern(x))) for x in labels if anchor_word(x)),
             pages=re.compile("^(?:" + "|".join(glob_to_regex(p) for p in pages) + ")") if pages else None,
             notice_about=phrase_regex(notices["about"], stem=True) if notices else None,
@@ -187,6 +312,22 @@ class Rule:
 
     def page_matches(self, path: str) -> bool:
         return self.pages is None or self.pages.match(path) is not None
+
+    @property
+    def request_keys(self) -> tuple[JsonKey, ...]:
+        return tuple(k for k in self.json_keys if k.side == "request")
+
+    @property
+    def anchor_phrases(self) -> tuple[str, ...]:
+        """What locates this rule's control in a page: its labels and the phrases of its name states (the page
+        eye looks for these in the rendered DOM)."""
+        return self.labels + tuple((self.data.get("setting") or {}).get("name_states", {}))
+
+    @property
+    def eyes(self) -> tuple[str, ...]:
+        """The eyes that can see this rule (from `seen_via`), in the order network, markup, page."""
+        have = {v.get("eye") for v in self.seen_via}
+        return tuple(e for e in EYES if e in have)
 
 
 def _host_key(host: str) -> str:
@@ -210,6 +351,16 @@ class RuleSet:
                 else:
                     self._exact[h] = self._exact.get(h, ()) + (rule,)
         self.by_id = {r.id: r for r in self.rules}
+        self._request_rules: dict[str, tuple[Rule, ...]] = {}
+
+    def request_rules_for(self, host: str) -> tuple[Rule, ...]:
+        """Rules of `host` that read the user's change requests (request-side JSON keys). Empty: not ours."""
+        found = self._request_rules.get(host)
+        if found is None:
+            found = tuple(r for r in self.for_host(host) if r.request_keys)
+            if len(self._request_rules) < 4096:  # bounded: hosts come from traffic
+                self._request_rules[host] = found
+        return found
 
     def __len__(self) -> int:
         return len(self.rules)
