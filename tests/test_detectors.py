@@ -43,6 +43,14 @@ CLAUDE = "https://claude.ai/new"
 WP_API = "https://public-api.wordpress.com/rest/v1.4/sites/218765432/settings"
 
 
+def embedded_rules():
+    """One rule with an unscoped key and a label, on www.example.org: state embedded in any page of the host."""
+    from rules_support import one_rule_pack
+
+    return load_pack(one_rule_pack({"labels": ["Use my posts to train AI"], "checked_means": "training",
+                                    "json_keys": [{"key": "allow_xai_data_sharing", "training_when": True}]}))
+
+
 def detect(url: str, body: bytes | str | None, content_type: str = HTML, encoding: str = "", *, region: str | None = None,
            when: dt.datetime = WHEN, max_bytes: int | None = None):
     det = Detector(RULES, region=region) if max_bytes is None else Detector(RULES, region=region, max_bytes=max_bytes)
@@ -161,9 +169,9 @@ def test_another_rules_label_on_this_host_is_ignored() -> None:
 
 
 def test_settings_page_path_is_respected() -> None:
-    # Google's rule lists its page ("Keep Activity" is too common a label to trust anywhere on the host);
+    # Google's rule lists its page ("Keep Activity" is too common a name to trust anywhere on the host);
     # the same markup elsewhere on myactivity.google.com is not the setting
-    body = page(_fill(NAMING["label_for"], True, "Keep Activity"))
+    body = page('<button aria-haspopup="menu" aria-label="Turn off your Keep Activity setting"><span>On</span></button>')
     assert kinds("https://myactivity.google.com/product/gemini", body) == ["toggle_on"]
     assert kinds("https://myactivity.google.com/product/gemini/settings", body) == ["toggle_on"]
     assert kinds("https://myactivity.google.com/product/youtube", body) == []
@@ -186,7 +194,10 @@ def test_a_specific_label_counts_on_any_page_of_the_host() -> None:
     ('<input id="s" type="checkbox" checked="checked">', ["toggle_on"]),
     ('<input id="s" type="checkbox" CHECKED>', ["toggle_on"]),
     ('<input id="s" type="checkbox">', ["toggle_off"]),
-    ('<input id="s" type="checkbox" checked disabled>', ["toggle_on"]),  # locked on (Udemy outside its window) is still on
+    # a control the user cannot operate is not a choice (Udemy outside its opt-out window, X for minors)
+    ('<input id="s" type="checkbox" checked disabled>', []),
+    ('<button id="s" role="switch" aria-checked="true" aria-disabled="true"></button>', []),
+    ('<fieldset disabled><input id="s" type="checkbox" checked></fieldset>', []),
     ('<input id="s" type="checkbox" role="switch" aria-checked="true" checked>', ["toggle_on"]),
     ('<button id="s" role="switch" aria-checked="true"></button>', ["toggle_on"]),
     ('<button id="s" role="switch" aria-checked="TRUE"></button>', ["toggle_on"]),
@@ -261,9 +272,9 @@ def test_wordpress_opt_out_key_is_inverted(value: str, expect: list[str]) -> Non
     assert kinds(WP_API, body, JSON) == expect
 
 
-def test_wordpress_newer_key() -> None:
-    assert kinds(WP_API, '{"settings":{"wpcom_prevent_third_party_sharing":false}}', JSON) == ["toggle_on"]
-    assert kinds(WP_API, '{"settings":{"wpcom_prevent_third_party_sharing":true}}', JSON) == ["toggle_off"]
+def test_wordpress_computed_key_never_travels() -> None:
+    # wpcom_prevent_third_party_sharing is computed in the browser: a body carrying it is not the API's answer
+    assert kinds(WP_API, '{"settings":{"blog_public":1,"wpcom_prevent_third_party_sharing":false}}', JSON) == []
 
 
 @pytest.mark.parametrize("checked,expect", [("false", ["toggle_on"]), ("true", ["toggle_off"])])
@@ -281,17 +292,23 @@ def test_tumblr_prevent_sharing_is_inverted(checked: str, expect: list[str]) -> 
 
 # --- JSON settings -----------------------------------------------------------------------------------
 
+def _prefs(value) -> dict:
+    return {"user_preferences": {"allow_xai_data_sharing": value}}
+
+
 @pytest.mark.parametrize("doc,expect", [
-    ({"allow_xai_data_sharing": True}, ["toggle_on"]),
-    ({"data": {"viewer": {"user_results": {"result": {"user_preferences": {"allow_xai_data_sharing": True}}}}}}, ["toggle_on"]),
-    ({"data": {"viewer": {"user_results": {"result": {"user_preferences": {"allow_xai_data_sharing": False}}}}}}, ["toggle_off"]),
-    ([{"id": 1}, {"x": [[{"allow_xai_data_sharing": True}]]}], ["toggle_on"]),
-    ({"allow_xai_data_sharing": "true"}, ["toggle_on"]),
-    ({"allow_xai_data_sharing": "enabled"}, ["toggle_on"]),
-    ({"allow_xai_data_sharing": None}, []),
-    ({"allow_xai_data_sharing": {"value": True}}, []),  # not a boolean: no guess
-    ({"allow_xai_personalization": True, "allow_grok_memory": True}, []),
-    ({"a": {"allow_xai_data_sharing": False}, "b": {"allow_xai_data_sharing": True}}, ["toggle_on"]),  # any ON wins
+    ({"data": _prefs(True)}, ["toggle_on"]),  # the real nesting: data.user_preferences
+    ({"data": {"viewer": {"user_results": {"result": _prefs(True)}}}}, ["toggle_on"]),  # any depth under user_preferences
+    ({"data": {"viewer": {"user_results": {"result": _prefs(False)}}}}, ["toggle_off"]),
+    ([{"id": 1}, {"x": [[_prefs(True)]]}], ["toggle_on"]),  # list positions do not count
+    ({"data": _prefs("true")}, ["toggle_on"]),
+    ({"data": _prefs("enabled")}, ["toggle_on"]),
+    ({"data": _prefs(None)}, []),  # null: not chosen yet
+    ({"data": {"user_preferences": {}}}, []),  # absent
+    ({"data": _prefs({"value": True})}, []),  # not a boolean: no guess
+    ({"allow_xai_data_sharing": True}, []),  # not under user_preferences: not the setting
+    ({"data": {"user_preferences": {"allow_xai_personalization": True, "allow_grok_memory": True}}}, []),
+    ({"a": _prefs(False), "b": _prefs(True)}, ["toggle_on"]),  # any ON wins
 ])
 def test_json_key_at_any_depth(doc, expect) -> None:
     assert kinds(X_API, json.dumps(doc), JSON) == expect
@@ -307,7 +324,7 @@ def test_json_key_very_deep() -> None:
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "text/plain",
                                           "application/octet-stream", "", "application/vnd.api+json", "text/javascript"])
 def test_json_whatever_the_content_type(content_type: str) -> None:
-    assert kinds("https://claude.ai/api/claude_code_grove", b'{"grove_enabled":true}', content_type) == ["toggle_on"]
+    assert kinds("https://claude.ai/api/account", b'{"settings":{"grove_enabled":true}}', content_type) == ["toggle_on"]
 
 
 def test_json_with_bom_and_utf16() -> None:
@@ -327,14 +344,23 @@ def test_json_with_bom_and_utf16() -> None:
     ('<p>the field allow_xai_data_sharing is true by default</p>', []),  # prose, not JSON
 ])
 def test_json_embedded_in_html(embedded: str, expect: list[str]) -> None:
-    assert kinds("https://x.com/home", f"<html><body><div id='react-root'></div>{embedded}</body></html>") == expect
+    # a rule whose key is read on any page of its host (the shipped X rule reads only the GraphQL API)
+    body = f"<html><body><div id='react-root'></div>{embedded}</body></html>"
+    obs = Detector(embedded_rules()).detect("https://www.example.org/settings", HTML, body.encode(), observed_at=WHEN)
+    assert sorted(f.kind for f in obs.findings) == expect
+
+
+def test_embedded_state_of_a_scoped_key_is_not_read_on_other_pages() -> None:
+    body = '<html><body><script>window.__S={"user_preferences":{"allow_xai_data_sharing":true}}</script></body></html>'
+    assert kinds("https://x.com/home", body) == []
+    assert kinds(X_SETTINGS, body) == []
 
 
 def test_json_and_html_disagree_on_state_any_on_wins() -> None:
-    body = page('<label><span>Allow your posts as well as your interactions, inputs, and results with Grok to be used for training '
-                'and fine-tuning</span><input type="checkbox"></label>'
+    body = page('<label><span>Use my posts to train AI</span><input type="checkbox"></label>'
                 '<script>window.__S={"allow_xai_data_sharing":true}</script>')
-    assert kinds(X_SETTINGS, body) == ["toggle_on"]
+    obs = Detector(embedded_rules()).detect("https://www.example.org/settings", HTML, body.encode(), observed_at=WHEN)
+    assert [f.kind for f in obs.findings] == ["toggle_on"]
 
 
 # --- notices -----------------------------------------------------------------------------------------
@@ -619,7 +645,8 @@ class TestEdgeCases:
     @pytest.mark.parametrize("quote", ["\\u0022", "\\x22"])
     def test_json_key_with_unicode_escaped_quotes(self, quote: str) -> None:
         body = f'<html><script>var s = JSON.parse("{{{quote}allow_xai_data_sharing{quote}:true}}")</script></html>'
-        assert kinds("https://x.com/home", body) == ["toggle_on"]
+        obs = Detector(embedded_rules()).detect("https://www.example.org/", HTML, body.encode(), observed_at=WHEN)
+        assert [f.kind for f in obs.findings] == ["toggle_on"]
 
     def test_long_policy_dialog(self) -> None:
         body = notice_page("<h2>Updates to our terms</h2><p>We're updating our Consumer Terms and Privacy Policy so that we can train and "

@@ -12,9 +12,9 @@ from consentwatch.rules.model import shipped_pack
 
 from conftest import ROOT, cli
 
-PLATFORMS = {"linkedin", "x", "meta", "anthropic", "openai", "google", "github", "pinterest", "grammarly", "figma",
-             "wordpress", "tumblr", "quora", "medium", "substack", "adobe", "udemy", "microsoft", "dropbox", "reddit",
-             "stackoverflow"}
+PLATFORMS = {"linkedin", "x", "grok", "meta", "anthropic", "openai", "google", "github", "pinterest", "grammarly", "figma",
+             "wordpress", "tumblr", "quora", "medium", "substack", "adobe", "udemy", "microsoft", "reddit",
+             "stackoverflow", "perplexity", "characterai", "squarespace"}
 
 
 def write_pack(path: Path, pack: dict) -> Path:
@@ -31,6 +31,7 @@ def new_rule(rid: str = "example.ai-training", host: str = "www.example.org") ->
         "setting": {"name": "AI training", "labels": ["Use my posts to train AI"], "checked_means": "training"},
         "default": "on", "applies": [{"regions": ["*"], "from": "2025-01-01"}],
         "remedy": {"settings_url": f"https://{host}/settings/ai", "steps": ["Settings", "AI", "Switch it off"]},
+        "seen_via": [{"eye": "markup", "where": f"{host}/settings/ai: the switch", "evidence": "unverified"}],
         "sources": ["https://www.example.org/help/ai"], "last_verified": "2026-11-23",
         "fixtures": [{"file": "example/settings-on.flow", "expect": ["toggle_on"]}],
     }
@@ -297,11 +298,13 @@ def example_fixtures(tmp_path):
     write_flow(base / "example" / "settings-on.flow", EXAMPLE_URL, example_page(True), timestamp=1_780_000_000)
     write_flow(base / "example" / "settings-off.flow", EXAMPLE_URL, example_page(False), timestamp=1_780_000_000)
     write_flow(base / "example" / "notice.flow", "https://www.example.org/feed", NOTICE, timestamp=1_770_000_000)
+    write_flow(base / "example" / "unrelated.flow", "https://www.example.org/feed", b"<html><body><main>Feed</main></body></html>",
+               timestamp=1_780_000_000)
     rule = new_rule()
     rule["notices"] = {"about": ["train AI"]}
     rule["fixtures"] = [
         {"file": "example/settings-on.flow", "expect": ["toggle_on"]},
-        {"file": "example/settings-off.flow", "expect": []},
+        {"file": "example/unrelated.flow", "expect": []},
         {"file": "example/settings-off.flow", "expect": ["toggle_off"]},
         {"file": "example/notice.flow", "expect": ["policy_update"], "effective_date": "2026-03-03"},
     ]
@@ -340,10 +343,36 @@ def test_rules_test_catches_wrong_expectations(example_fixtures, tmp_path):
     [res] = json.loads(r.stdout)
     assert res["status"] == "FAIL"
     problems = [x["problem"] for x in res["fixtures"]]
-    assert problems[0] == "expected toggle_on, got no finding"
+    assert problems[0] == "expected toggle_on, got toggle_off"
     assert "expected effective date 2026-04-01, got 2026-03-03" in problems[1]
     assert "missing file" in problems[2]
     assert problems[3] == "expected toggle_on, got no finding"  # a German user: the rule does not apply
+
+
+def test_rules_test_fails_a_rule_whose_off_fixture_is_not_recognised_as_off(example_fixtures, tmp_path):
+    _, base, pack = example_fixtures
+    rule = pack["rules"][0]
+    # an OFF page the engine cannot read (the switch is not in what the server sent): the expectation fails
+    rule["fixtures"] = [{"file": "example/settings-on.flow", "expect": ["toggle_on"]},
+                        {"file": "example/unrelated.flow", "expect": ["toggle_off"]}]
+    g = write_pack(tmp_path / "off.json", {**pack, "rules": [rule]})
+    r = cli("rules", "test", "--pack", str(g), "--fixtures", str(base), "--json")
+    assert r.returncode == 1
+    [res] = json.loads(r.stdout)
+    assert [x["problem"] for x in res["fixtures"] if not x["ok"]] == ["expected toggle_off, got no finding"]
+    # "nothing" means nothing: an OFF finding where none is expected would resolve a real warning
+    rule["fixtures"] = [{"file": "example/settings-on.flow", "expect": ["toggle_on"]},
+                        {"file": "example/settings-off.flow", "expect": []},
+                        {"file": "example/settings-off.flow", "expect": ["toggle_off"]}]
+    g = write_pack(tmp_path / "nothing.json", {**pack, "rules": [rule]})
+    [res] = json.loads(cli("rules", "test", "--pack", str(g), "--fixtures", str(base), "--json").stdout)
+    assert [x["problem"] for x in res["fixtures"] if not x["ok"]] == ["expected no finding, got toggle_off"]
+    # a setting rule without any fixture expecting toggle_off fails, whatever else passes
+    rule["fixtures"] = [{"file": "example/settings-on.flow", "expect": ["toggle_on"]},
+                        {"file": "example/unrelated.flow", "expect": []}]
+    g = write_pack(tmp_path / "no-off.json", {**pack, "rules": [rule]})
+    r = cli("rules", "test", "--pack", str(g), "--fixtures", str(base))
+    assert r.returncode == 1 and "FAIL example.ai-training" in r.stdout and "none expects toggle_off" in r.stdout
 
 
 def test_rules_test_shipped_pack_is_green():

@@ -1,8 +1,9 @@
-"""Every rule against its recorded traffic, read the way replay reads it (mitmproxy's FlowReader).
+"""Every rule against its recorded traffic, read the way replay reads it (mitmproxy's FlowReader: change-request
+bodies, then responses), and against its page regions, read as the extension's page eye sends them.
 
-- Each fixture a rule names in the shipped pack gives exactly the warning kinds it lists (and the notice's
-  `effective_date` where the entry gives one); an OFF fixture (`*-off*`) must be recognised as OFF (a
-  `toggle_off` finding, which is not a warning); every other fixture gives no `toggle_off` either.
+- Each fixture a rule names in the shipped pack gives exactly the finding kinds it lists, toggle_off included (and
+  the notice's `effective_date` where the entry gives one); an OFF fixture (`*-off*`) must be recognised as OFF (a
+  `toggle_off` finding, which is not a warning); a fixture expecting nothing gives nothing at all.
 - Extra fixtures (charsets, encodings, robustness, negative controls) carry their expectations in
   tests/fixtures/make_fixtures.py (EXTRA_EXPECT).
 - The fixtures are reproducible from tests/fixtures/sources/ and small.
@@ -56,17 +57,30 @@ def read_flows(rel: str) -> tuple:
         return tuple(FlowReader(fo).stream())
 
 
+PAGE_URLS = mf.page_urls()
+
+
 def observe(rel: str, region: str | None = None, when: dt.datetime | None = None) -> list[Finding]:
-    """Run every response of a fixture through the detector, as replay does. `when` overrides the recorded time."""
+    """Run a fixture through the detector as replay (or the page eye) does. `when` overrides the recorded time."""
     det = Detector(RULES, region=region)
+    if rel.endswith(".html"):
+        obs = det.detect(PAGE_URLS[rel], "text/html; charset=utf-8", (FIXTURES / rel).read_bytes(),
+                         observed_at=when or dt.datetime.fromtimestamp(mf.T0, UTC), seen_by="page")
+        return list(obs.findings)
     findings: list[Finding] = []
     for f in read_flows(rel):
+        q = f.request
+        if q.method in ("POST", "PUT", "PATCH") and q.raw_content:
+            observed = when or dt.datetime.fromtimestamp(q.timestamp_start or f.timestamp_created, UTC)
+            obs = det.detect(q.pretty_url, q.headers.get("content-type", ""), q.raw_content, q.headers.get("content-encoding", ""),
+                             observed_at=observed, method=q.method, side="request")
+            findings.extend(obs.findings)
         if f.response is None:
             continue
         r = f.response
         observed = when or dt.datetime.fromtimestamp(r.timestamp_start or f.timestamp_created, UTC)
-        obs = det.detect(f.request.pretty_url, r.headers.get("content-type", ""), r.raw_content,
-                         r.headers.get("content-encoding", ""), observed_at=observed)
+        obs = det.detect(q.pretty_url, r.headers.get("content-type", ""), r.raw_content,
+                         r.headers.get("content-encoding", ""), observed_at=observed, method=q.method)
         findings.extend(obs.findings)
     return findings
 
@@ -78,7 +92,7 @@ def is_off_fixture(rel: str) -> bool:
 def check_findings(rel: str, findings: list[Finding], expect: list[str], toggle_off: bool | None,
                    effective_date: str | None, rule_id: str | None = None) -> None:
     kinds = sorted({f.kind for f in findings if f.kind != TOGGLE_OFF})
-    assert kinds == sorted(expect), f"{rel}: got {[(f.kind, f.rule_id) for f in findings]}"
+    assert kinds == sorted(k for k in expect if k != TOGGLE_OFF), f"{rel}: got {[(f.kind, f.rule_id) for f in findings]}"
     offs = [f for f in findings if f.kind == TOGGLE_OFF]
     if toggle_off is True:
         assert offs, f"{rel}: the OFF setting was not recognised at all"
@@ -111,8 +125,12 @@ def _xfail_known(rel: str):
 )
 def test_pack_fixture(rule_id: str, entry: dict) -> None:
     findings = observe(entry["file"], region=entry.get("region"))
-    check_findings(entry["file"], findings, entry["expect"], is_off_fixture(entry["file"]),
-                   entry.get("effective_date"), rule_id)
+    rel = entry["file"]
+    if is_off_fixture(rel):
+        assert TOGGLE_OFF in entry["expect"], f"{rel}: an OFF fixture must list toggle_off"
+    check_findings(rel, findings, entry["expect"], TOGGLE_OFF in entry["expect"], entry.get("effective_date"), rule_id)
+    for f in findings:
+        assert f.seen_by == ("page" if rel.endswith(".html") else "network")
 
 
 @pytest.mark.parametrize(
@@ -138,27 +156,54 @@ def test_every_pack_fixture_exists() -> None:
     assert not missing, f"run `make fixtures`: missing {missing}"
 
 
+WARNING_KINDS = {"toggle_on", "toggle_reenabled", "policy_update"}
+
+
 @pytest.mark.parametrize("rule", PACK["rules"], ids=lambda r: r["id"])
 def test_every_rule_has_positive_and_negative_fixture(rule: dict) -> None:
-    assert any(e["expect"] for e in rule["fixtures"]), "no fixture expecting a finding"
-    assert any(not e["expect"] for e in rule["fixtures"]), "no fixture expecting none"
+    assert any(WARNING_KINDS & set(e["expect"]) for e in rule["fixtures"]), "no fixture expecting a warning"
+    assert any(not e["expect"] for e in rule["fixtures"]), "no fixture expecting nothing at all"
 
 
-@pytest.mark.parametrize("rule", [r for r in PACK["rules"] if r.get("setting", {}).get("labels") or r.get("setting", {}).get("json_keys")],
+@pytest.mark.parametrize("rule", [r for r in PACK["rules"] if r.get("setting")], ids=lambda r: r["id"])
+def test_every_setting_rule_has_on_and_off_fixtures(rule: dict) -> None:
+    entries = [(e["file"], e["expect"]) for e in rule["fixtures"]]
+    assert any("toggle_on" in k for _, k in entries)
+    assert any(is_off_fixture(f) and k == ["toggle_off"] for f, k in entries), "no OFF fixture"
+
+
+@pytest.mark.parametrize("rule", [r for r in PACK["rules"] if (r.get("setting") or {}).get("json_keys")], ids=lambda r: r["id"])
+def test_every_json_rule_has_a_not_chosen_fixture(rule: dict) -> None:
+    """null or an absent key (not chosen yet) must give nothing: there is a recording of it for every key rule."""
+    assert any(re.search(r"-(null|unset)\.flow$", e["file"]) and e["expect"] == [] for e in rule["fixtures"])
+
+
+@pytest.mark.parametrize("rule", [r for r in PACK["rules"] if any(k.get("in") == "request" for k in (r.get("setting") or {}).get("json_keys", ()))],
                          ids=lambda r: r["id"])
-def test_every_setting_rule_has_on_and_off_pages(rule: dict) -> None:
-    files = {e["file"]: e["expect"] for e in rule["fixtures"]}
-    assert any("toggle_on" in k for k in files.values())
-    assert any(is_off_fixture(f) and not k for f, k in files.items()), "no OFF fixture"
+def test_every_request_key_has_a_recorded_change_request(rule: dict) -> None:
+    recorded = []
+    for e in rule["fixtures"]:
+        if e["file"].endswith(".flow"):
+            recorded += [f for f in read_flows(e["file"]) if f.request.method in ("POST", "PUT", "PATCH") and f.request.raw_content]
+    assert recorded, "no change request with a body among the fixtures"
 
 
 def test_no_orphan_fixtures() -> None:
     """Every committed fixture is either named by the pack or has its expectation in EXTRA_EXPECT."""
     named = {e["file"] for _, e in PACK_CASES} | set(mf.EXTRA_EXPECT)
-    committed = {p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*") if p.suffix in (".flow", ".har")}
+    committed = {p.relative_to(FIXTURES).as_posix() for p in mf.fixture_files(FIXTURES)}
     assert committed - named == set(), "fixture without expectation"
     assert named - committed == set(), "expectation without fixture"
     assert {f.out for f in mf.manifest()} == committed
+
+
+def test_page_fixtures_name_their_page_in_the_pack() -> None:
+    for _, e in PACK_CASES:
+        if e["file"].endswith(".html"):
+            assert e["url"] == PAGE_URLS[e["file"]], e["file"]
+
+
+PAGE_SOURCES = {e.source for f in mf.manifest() if f.fmt == "page" for e in f.entries}
 
 
 @pytest.mark.parametrize("src", sorted(p.relative_to(mf.SOURCES).as_posix() for p in mf.SOURCES.rglob("*") if p.is_file()))
@@ -172,7 +217,27 @@ def test_sources_are_readable_documents(src: str) -> None:
 
 def test_every_source_is_used() -> None:
     used = {e.source for f in mf.manifest() for e in f.entries if e.source}
+    used |= {e.request_source for f in mf.manifest() for e in f.entries if e.request_source}
+    used.add("anthropic/bootstrap-core.json")  # padded to its real size by make_fixtures.bootstrap()
     assert used == {p.relative_to(mf.SOURCES).as_posix() for p in mf.SOURCES.rglob("*") if p.is_file()}
+
+
+def test_no_checked_switch_in_server_html_for_client_rendered_apps() -> None:
+    """X's, Anthropic's and OpenAI's settings are client-rendered: no recording may put their switch in what the
+    server sends (those pages are page regions, read as the extension sends them)."""
+    for plat in ("x", "anthropic", "openai", "wordpress"):
+        for f in sorted((FIXTURES / plat).glob("*.flow")) + sorted((FIXTURES / plat).glob("*.har")):
+            for flow in read_flows(f.relative_to(FIXTURES).as_posix()):
+                if flow.response is None or "html" not in flow.response.headers.get("content-type", ""):
+                    continue
+                html = flow.response.get_content(strict=False).decode("utf-8", "replace").lower()
+                assert 'role="switch"' not in html and 'type="checkbox"' not in html, f
+
+
+def test_the_bootstrap_is_as_big_as_the_real_one() -> None:
+    [f] = read_flows("anthropic/bootstrap-on.flow")
+    assert f.response.headers["content-encoding"] == "zstd"
+    assert 200_000 < len(f.response.get_content()) < 1_000_000
 
 
 def test_committed_fixtures_are_small() -> None:
@@ -236,7 +301,8 @@ def test_compressed_variants_are_really_compressed(enc: str) -> None:
     assert f.response.get_content() == plain
 
 
-@pytest.mark.parametrize("rel", sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.har")))
+@pytest.mark.parametrize("rel", sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.har")
+                                       if "sources" not in p.parts))
 def test_har_files_are_devtools_exports(rel: str) -> None:
     doc = json.loads((FIXTURES / rel).read_text("utf-8"))
     log = doc["log"]
@@ -293,7 +359,7 @@ def test_linkedin_eu_notice_is_reported_before_and_after_it_takes_effect(region,
     assert [(f.kind, f.effective_date) for f in findings] == [("policy_update", "2025-11-03")]
 
 
-@pytest.mark.parametrize("fixture", ["x/settings-on.flow", "x/graphql-on.flow", "x/settings-on.har"])
+@pytest.mark.parametrize("fixture", ["x/graphql-on.flow", "x/mutation-on.flow", "x/rendered-on.html"])
 @pytest.mark.parametrize("region,expect", [("EU", []), ("DE", []), ("IE", []), ("NO", []), ("EEA", []),
                                             ("US", ["toggle_on"]), ("GB", ["toggle_on"]), ("JP", ["toggle_on"])])
 def test_x_regions(fixture, region, expect) -> None:
@@ -302,7 +368,8 @@ def test_x_regions(fixture, region, expect) -> None:
 
 def test_x_off_is_still_seen_in_eu() -> None:
     # An OFF observation is not a warning; it is reported wherever the user is, so it can resolve one.
-    assert _kinds(observe("x/settings-off.flow", region="EU")) == ["toggle_off"]
+    assert _kinds(observe("x/graphql-off.flow", region="EU")) == ["toggle_off"]
+    assert _kinds(observe("x/mutation-off.flow", region="EU")) == ["toggle_off"]
 
 
 @pytest.mark.parametrize("region,when,expect", [
@@ -314,9 +381,16 @@ def test_meta_notice_regions(region, when, expect) -> None:
     assert _kinds(observe("meta/notice.flow", region=region, when=when)) == expect
 
 
-@pytest.mark.parametrize("region,expect", [("GB", []), ("FR", []), ("CA", []), ("US", ["toggle_on"]), ("AU", ["toggle_on"])])
-def test_dropbox_regions(region, expect) -> None:
-    assert _kinds(observe("dropbox/settings-on.flow", region=region)) == expect
+@pytest.mark.parametrize("region,expect", [("BR", []), ("CN", []), ("IL", []), ("NG", []), ("KR", []), ("VN", []),
+                                            ("US", ["toggle_on"]), ("DE", ["toggle_on"]), ("GB", ["toggle_on"])])
+def test_microsoft_excluded_countries(region, expect) -> None:
+    assert _kinds(observe("microsoft/rendered-on.html", region=region)) == expect
+
+
+@pytest.mark.parametrize("region,when,expect", [("DE", _at(2026, 3, 1), ["toggle_on"]), ("GB", _at(2026, 3, 1), ["toggle_on"]),
+                                                 ("US", _at(2026, 3, 1), []), ("US", _at(2026, 7, 1), ["toggle_on"])])
+def test_characterai_opt_out_first_in_europe(region, when, expect) -> None:
+    assert _kinds(observe("characterai/rendered-on.html", region=region, when=when)) == expect
 
 
 @pytest.mark.parametrize("when,expect", [(_at(2026, 4, 23), []), (_at(2026, 4, 24), ["toggle_on"])])
@@ -325,6 +399,8 @@ def test_github_starts_2026_04_24(when, expect) -> None:
 
 
 def test_anthropic_before_effective_date() -> None:
-    assert _kinds(observe("anthropic/settings-on.flow", when=_at(2025, 9, 27))) == []
+    assert _kinds(observe("anthropic/account-on.flow", when=_at(2025, 10, 7))) == []
+    assert _kinds(observe("anthropic/account-on.flow", when=_at(2025, 10, 8))) == ["toggle_on"]
     # the consent pop-up seen before the date still announces the change
-    assert _kinds(observe("anthropic/consent-dialog.flow", when=_at(2025, 9, 1))) == ["policy_update"]
+    findings = observe("anthropic/consent-dialog.html", when=_at(2025, 9, 1))
+    assert [(f.kind, f.effective_date) for f in findings] == [("policy_update", "2025-10-08")]

@@ -98,7 +98,8 @@ def clean_label(name: str) -> str | None:
 
 
 def find_suggestions(doc, rules: list[Rule], host: str, path: str) -> list[Suggestion]:
-    known_labels = [label for r in rules for label in r.labels_norm]
+    # a rule's labels, and the options of its choice controls (Medium's radios), are known settings
+    known_labels = [label for r in rules for label in r.labels_norm] + [c for r in rules for c, _ in r.choices]
     platform = rules[0].platform if rules else None
     names = _Names(doc)
     controls = unique_controls(doc)

@@ -56,6 +56,8 @@ def _draft(s: dict, rules_by_host: Callable[[str], tuple[Rule, ...]], today: str
         "applies": [{"regions": ["*"]}],
         "remedy": {"settings_url": f"https://{host}{page}", "steps": [f"Open https://{host}{page}",
                                                                      f"Switch \"{label}\" off"]},
+        # seen once in what the server sent; say more only with evidence (the platform's client code, a recording)
+        "seen_via": [{"eye": "markup", "where": f"{host}{page}: control \"{label}\"", "evidence": "unverified"}],
         "sources": [],
         "last_verified": today,
         "fixtures": [],
