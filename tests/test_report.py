@@ -38,8 +38,8 @@ NOTICE_TEXT = ("We're updating our Privacy Policy. On November 3, 2025 we will u
 BODIES = {
     "li-on": (LINKEDIN_URL, "text/html", linkedin_page(True)),
     "li-off": (LINKEDIN_URL, "text/html", linkedin_page(False)),
-    "wp-on": (WP_URL, "application/json", b'{"wpcom_data_sharing_opt_out": false}'),
-    "wp-off": (WP_URL, "application/json", b'{"wpcom_data_sharing_opt_out": true}'),
+    "wp-on": (WP_URL, "application/json", b'{"settings": {"blog_public": 1, "wpcom_data_sharing_opt_out": false}}'),
+    "wp-off": (WP_URL, "application/json", b'{"settings": {"blog_public": 1, "wpcom_data_sharing_opt_out": true}}'),
     "x-on": (X_URL, "application/json", b'{"data":{"user_preferences":{"allow_xai_data_sharing":true}}}'),
     "x-off": (X_URL, "application/json", b'{"data":{"user_preferences":{"allow_xai_data_sharing":false}}}'),
     "li-notice": (NOTICE_URL, "text/html", f'<html><body><div role="dialog">{NOTICE_TEXT}</div></body></html>'.encode()),
@@ -101,6 +101,22 @@ def test_story_facts(story):
     # the platforms never seen are listed, so the user knows what else is watched
     assert "Meta" in [x["name"] for x in r["not_seen"]]
     assert not {"linkedin", "x", "wordpress"} & {x["platform"] for x in r["not_seen"]}
+
+
+def test_the_report_says_how_each_platform_can_be_seen(story):
+    r = validate(collect(story, TODAY))
+    assert platform(r, "x")["seen_via"] == [{"eye": "network", "evidence": "verified"}, {"eye": "page", "evidence": "reconstructed"}]
+    assert platform(r, "linkedin")["seen_via"] == [{"eye": "markup", "evidence": "unverified"},
+                                                   {"eye": "page", "evidence": "reconstructed"}]
+    not_seen = {x["platform"]: x["seen_via"] for x in r["not_seen"]}
+    assert not_seen["perplexity"] == [{"eye": "page", "evidence": "reconstructed"}]
+    assert {e["eye"] for e in not_seen["anthropic"]} == {"network", "page"}
+    html, markdown = render_html(r), render_markdown(r)
+    assert "consentwatch reads it from the data the web app fetches (verified in its code)" in html
+    assert "consentwatch reads it from the data the web app fetches (verified in its code)" in markdown
+    for text in (html, markdown):
+        line = next(x for x in text.split("Only the browser extension can see these")[1:2])
+        assert "Perplexity" in line and "Anthropic" not in line.split(".")[0]
 
 
 def test_reenabled_after_opt_out(story):

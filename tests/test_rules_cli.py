@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,16 @@ def test_list_json_covers_every_platform_with_sources_and_last_verified(data_dir
     for x in rules:
         assert x["sources"] and all(s.startswith("http") for s in x["sources"]), x["id"]
         assert len(x["last_verified"]) == 10, x["id"]
+        # how it can be seen, and how strong the evidence is
+        assert x["seen_via"], x["id"]
+        assert all(v["eye"] in ("network", "markup", "page") and v["evidence"] in ("verified", "reconstructed", "unverified")
+                   and v["where"] for v in x["seen_via"]), x["id"]
+    by_id = {x["id"]: {v["eye"] for v in x["seen_via"]} for x in rules}
+    assert by_id["x.grok-training"] == {"network", "page"} and by_id["perplexity.ai-data-retention"] == {"page"}
+    text = cli("rules", "list", "--data-dir", str(data_dir)).stdout
+    assert "SEEN BY" in text
+    assert re.search(r"^anthropic\.claude-training .* network\(verified\) page\(reconstructed\) ", text, re.M)
+    assert re.search(r"^tumblr\.third-party-sharing .* page\(reconstructed\) ", text, re.M)
 
 
 def test_show(data_dir):

@@ -139,12 +139,25 @@ def cmd_list(args) -> int:
         print(json.dumps([r.data for r in rules.rules], indent=2, ensure_ascii=False))
         return 0
     print(f"rule pack {rules.version}: {len(rules)} rules")
-    print(f"{'ID':<34} {'PLATFORM':<13} {'VERIFIED':<11} HOSTS")
+    print(f"{'ID':<34} {'PLATFORM':<13} {'VERIFIED':<11} {'SEEN BY (evidence)':<44} HOSTS")
     for r in rules.rules:
-        print(f"{r.id:<34} {r.platform:<13} {r.data['last_verified']:<11} {', '.join(r.hosts)}")
+        print(f"{r.id:<34} {r.platform:<13} {r.data['last_verified']:<11} {seen_summary(r.seen_via):<44} {', '.join(r.hosts)}")
     for note in rules.skipped:
         print(f"note: {note}")
     return 0
+
+
+_EVIDENCE_RANK = {"verified": 0, "reconstructed": 1, "unverified": 2}
+
+
+def seen_summary(seen_via) -> str:
+    """network(verified) markup(unverified) page(reconstructed): each eye once, with its strongest evidence."""
+    best: dict[str, str] = {}
+    for v in seen_via:
+        eye, ev = v.get("eye"), v.get("evidence", "unverified")
+        if eye not in best or _EVIDENCE_RANK.get(ev, 3) < _EVIDENCE_RANK.get(best[eye], 3):
+            best[eye] = ev
+    return " ".join(f"{e}({best[e]})" for e in ("network", "markup", "page") if e in best) or "-"
 
 
 def cmd_show(args) -> int:

@@ -145,3 +145,21 @@ def setting_sentence(s: dict) -> tuple[str, str]:
             return "Training OFF", f" since {fmt_date(s['since'])}: you opted out."
         return "Training OFF", f" since at least {fmt_date(s['since'])}: it was already off when first seen."
     return "Not observed yet", "."
+
+
+EYE_WORDS = {"network": "the data the web app fetches", "markup": "the page the server sends",
+             "page": "the page your browser shows (extension)"}
+
+
+def seen_phrase(seen_via) -> str:
+    """How consentwatch can see a platform, in words: "the data the web app fetches (verified in its code), …"."""
+    how = {"verified": "verified in its code", "reconstructed": "reconstructed", "unverified": "unverified"}
+    parts = [f"{EYE_WORDS[v['eye']]} ({how.get(v['evidence'], v['evidence'])})" for v in seen_via or ()
+             if v.get("eye") in EYE_WORDS]
+    return ", ".join(parts)
+
+
+def page_only(seen_via) -> bool:
+    """Only the rendered page shows the state: the proxy alone never sees it, the browser extension must."""
+    eyes = {v.get("eye") for v in seen_via or ()}
+    return eyes == {"page"}

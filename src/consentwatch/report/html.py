@@ -20,8 +20,10 @@ from .fmt import (
     host_of,
     iso_date,
     notice_when,
+    page_only,
     plural,
     safe_url,
+    seen_phrase,
     setting_sentence,
     short_url,
 )
@@ -273,6 +275,8 @@ def _meta(p: dict) -> str:
     srcs = [u for u in p["sources"] if safe_url(u)][:4]
     if srcs:
         bits.append("sources: " + ", ".join(_link(u, host_of(u).removeprefix("www.")) for u in srcs))
+    if p.get("seen_via"):
+        bits.append("consentwatch reads it from " + escape(seen_phrase(p["seen_via"])))
     return f'<p class="meta">{"; ".join(bits)}.</p>' if bits else ""
 
 
@@ -329,8 +333,14 @@ def _not_seen(report: dict) -> str:
     if not report["not_seen"]:
         return ""
     names = ", ".join(_t(x["name"], 40) for x in sorted(report["not_seen"], key=lambda x: clean(x["name"]).casefold()))
+    page = [x for x in report["not_seen"] if page_only(x.get("seen_via"))]
+    extension = ""
+    if page:
+        extension = ('<p class="quiet">Only the browser extension can see these: their settings exist only in the page '
+                     "your browser shows: " + ", ".join(_t(x["name"], 40) for x in sorted(page, key=lambda x: clean(x["name"]).casefold()))
+                     + ".</p>")
     return (f'<section><h2>Not seen yet</h2><p class="quiet">consentwatch also watches {names}. Open your privacy '
-            "settings there while it runs to see where you stand.</p></section>")
+            f"settings there while it runs to see where you stand.</p>{extension}</section>")
 
 
 def render_html(report: dict) -> str:

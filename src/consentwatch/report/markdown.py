@@ -16,8 +16,10 @@ from .fmt import (
     fmt_month,
     headline,
     notice_when,
+    page_only,
     plural,
     safe_url,
+    seen_phrase,
     setting_sentence,
     short_url,
 )
@@ -131,9 +133,15 @@ def render_markdown(report: dict) -> str:
             if r["note"]:
                 out += ["", f"_{md(r['note'], 600)}_"]
             out.append("")
+        if p.get("seen_via"):
+            out += [f"consentwatch reads it from {md(seen_phrase(p['seen_via']), 400)}.", ""]
     if report["not_seen"]:
         out += ["## Not seen yet", "", "consentwatch also watches " +
                 ", ".join(md(x["name"], 40) for x in report["not_seen"]) + ".", ""]
+        page = [x for x in report["not_seen"] if page_only(x.get("seen_via"))]
+        if page:
+            out += ["Only the browser extension can see these (their settings exist only in the page your browser "
+                    "shows): " + ", ".join(md(x["name"], 40) for x in page) + ".", ""]
     out += ["---", "", "Only stored facts: setting states and dates, policy dates, the rules' advice. "
             "No page content." + (f" Rules {md(report['rules_version'], 40)}." if report.get("rules_version") else ""),
             ""]

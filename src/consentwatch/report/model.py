@@ -92,6 +92,24 @@ def _rules_by_id(rules: Any) -> dict[str, dict]:
     return out
 
 
+EYES = ("network", "markup", "page")
+_EVIDENCE = ("verified", "reconstructed", "unverified")
+
+
+def seen_via(rules: Iterable[dict | None]) -> list[dict]:
+    """How consentwatch can see a platform, from its rules' `seen_via`: each eye once (network, markup, page), with
+    the strongest evidence any rule has for it. Nothing is claimed that no rule says."""
+    best: dict[str, str] = {}
+    for rule in rules:
+        for v in (rule or {}).get("seen_via") or []:
+            if not isinstance(v, Mapping):
+                continue
+            eye, ev = v.get("eye"), v.get("evidence")
+            if eye in EYES and ev in _EVIDENCE and (eye not in best or _EVIDENCE.index(ev) < _EVIDENCE.index(best[eye])):
+                best[eye] = ev
+    return [{"eye": e, "evidence": best[e]} for e in EYES if e in best]
+
+
 def _remedy(rule: dict | None, warning: dict | None) -> dict | None:
     """The rule's current remedy (rules get corrected), else what the warning stored when it was raised."""
     for src in ((rule or {}).get("remedy"), (warning or {}).get("remedy")):
@@ -281,6 +299,7 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
             "remedies": remedies,
             "sources": sources,
             "rules_verified": min(verified) if verified else None,
+            "seen_via": seen_via(rules_by_id.get(rid) for rid in dict.fromkeys(rule_ids)),
         })
     out_platforms.sort(key=lambda p: (STATUS_ORDER.index(p["status"]), not p["reenabled"],
                                       p["name"].casefold(), p["platform"]))
@@ -291,7 +310,8 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
         pid = r.get("platform")
         if isinstance(pid, str) and pid not in seen_ids and pid not in watched:
             watched[pid] = _str(r.get("platform_name")) or pid
-    not_seen = [{"platform": k, "name": v} for k, v in watched.items()]  # rule pack order
+    not_seen = [{"platform": k, "name": v,  # rule pack order
+                 "seen_via": seen_via(r for r in rules_by_id.values() if r.get("platform") == k)} for k, v in watched.items()]
 
     stamps = [parse_ts(c["at"]) for p in out_platforms for s in p["settings"] for c in s["changes"]]
     stamps += [parse_ts(n["first_seen"]) for p in out_platforms for n in p["notices"]]
