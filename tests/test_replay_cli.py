@@ -12,7 +12,8 @@ def test_json_lines_with_design_fields_and_no_secrets(tmp_path, data_dir):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["kind"] for x in lines] == ["toggle_on"]
     assert set(lines[0]) == {"kind", "platform", "rule_id", "url", "setting", "state", "effective_date",
-                             "observed_at", "remedy"}
+                             "observed_at", "remedy", "seen_by"}
+    assert lines[0]["seen_by"] == "network"  # design.md: each finding says which eye saw it
     assert lines[0]["url"] == LINKEDIN_URL
     everything = r.stdout + r.stderr + "".join(p.read_text(errors="replace") for p in data_dir.rglob("*") if p.is_file())
     for secret in ("SECRET_QUERY_TOKEN", "SECRET_COOKIE_VALUE", "SECRET_AUTH_TOKEN", "trk="):
