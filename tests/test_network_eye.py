@@ -237,6 +237,11 @@ def select(picked: str | None, extra: str = "") -> str:
      f'<li role="menuitemradio" aria-checked="false">Disabled</li></ul>', ["toggle_on"]),
     (f'<span id="l">{LABEL}</span><button aria-haspopup="true" aria-labelledby="l b"><span id="b">Disabled</span></button>', ["toggle_off"]),
     (f'<label id="l">{LABEL}</label><div role="combobox" aria-labelledby="l" aria-expanded="false">Enabled</div>', ["toggle_on"]),
+    # an older Primer menu: <details> with a <summary> that shows the value, named only by the text beside it
+    (f'<div class="Box-row"><div class="flex-auto"><strong>{LABEL}</strong><p class="note">Allow GitHub, its affiliates and third '
+     f'parties to use my data.</p></div><details class="select-menu"><summary class="btn" aria-haspopup="menu">Disabled</summary>'
+     f'<details-menu role="menu"><button role="menuitemradio" aria-checked="false">Enabled</button>'
+     f'<button role="menuitemradio" aria-checked="true">Disabled</button></details-menu></details></div>', ["toggle_off"]),
     (f'<div><label for="mt">{LABEL}</label><select id="mt"><option selected>Enabled (recommended)</option><option>Disabled</option></select></div>',
      ["toggle_on"]),  # the option text holds the choice as whole words
     (f'<div><label for="mt">{LABEL}</label><select id="mt"><option selected>Enabled or Disabled</option></select></div>', []),  # both: no guess

@@ -24,8 +24,8 @@ from ..text import norm
 from . import dom
 from .html_toggles import ADJACENT_DEPTH, CONTROLS, _Names, accessible_names, label_positions
 
-CONTAINERS = ("select, [role=listbox], [role=menu], [role=radiogroup], fieldset, [role=combobox], "
-              "button[aria-haspopup], [role=button][aria-haspopup]")
+CONTAINERS = "select, [role=listbox], [role=menu], [role=radiogroup], fieldset, [role=combobox], [aria-haspopup]"
+POPUPS = "[role=menu], [role=listbox]"  # the list a menu button or combobox opens: part of the same control
 RADIOS = "input[type=radio], [role=radio], [role=menuitemradio]"
 ACTIONABLE = ("button, [role=button], a[href], [role=link], [aria-haspopup], [role=menuitem], [role=tab], "
               "input[type=button], input[type=submit], summary")
@@ -102,8 +102,10 @@ def container_names(node: LexborNode, names: _Names) -> list[str]:
 
 
 def _holds_other_controls(anc: LexborNode, group: LexborNode) -> bool:
+    """Does `anc` hold a control that is not part of `group`? A menu button and the menu it opens are one control."""
     inside = {c.mem_id for c in group.css(f"{CONTROLS}, {CONTAINERS}")} | {group.mem_id}
-    return any(c.mem_id not in inside for c in anc.css(f"{CONTROLS}, {CONTAINERS}"))
+    popup_parts = {c.mem_id for p in anc.css(POPUPS) for c in [p, *p.css(f"{CONTROLS}, {CONTAINERS}")]}
+    return any(c.mem_id not in inside and c.mem_id not in popup_parts for c in anc.css(f"{CONTROLS}, {CONTAINERS}"))
 
 
 def chosen_text(node: LexborNode, names: _Names) -> str | None:
@@ -163,7 +165,7 @@ def find_choices(doc: LexborHTMLParser, rules: list[Rule], names: _Names | None 
     done = {r.mem_id for c in containers for r in c.css(RADIOS)}
     groups = [(c, False) for c in containers] + [(g, True) for g in _loose_radio_groups(doc, done)]
     for node, loose in groups:
-        if dom.is_hidden(node) or dom.is_disabled(node):
+        if dom.is_hidden(node) or dom.is_disabled(node) or (node.attributes.get("aria-haspopup") or "").lower() == "false":
             continue
         all_names = [norm(n) for n in container_names(node, names)]
         matched = [(rule, label) for rule in rules for label in rule.labels_norm if any(label in n for n in all_names)]

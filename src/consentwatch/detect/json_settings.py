@@ -59,27 +59,39 @@ def holders(doc: object, keys: set[str]) -> Iterator[tuple[dict, tuple[str, ...]
     """Every object holding one of `keys`, with the object keys that lead to it (list positions left out,
     the last MAX_TRAIL only). Iterative: deep nesting cannot blow the stack. A string value that is itself a
     JSON document holding a wanted key (GraphQL variables sent as a string) is read too."""
-    stack: list[tuple[object, tuple[str, ...]]] = [(doc, ())]
+    # The way down is kept as a chain of (key, parent link) pairs, built into a tuple only for the few objects
+    # that hold a wanted key: a bootstrap of 400 KB has tens of thousands of objects.
+    stack: list[tuple[object, tuple | None]] = [(doc, None)]
     seen = 0
     nested = 0
+    dict_, list_, str_ = dict, list, str
     while stack and seen < MAX_NODES:
-        node, trail = stack.pop()
+        node, link = stack.pop()
         seen += 1
-        if isinstance(node, dict):
+        t = type(node)
+        if t is dict_:
             if not keys.isdisjoint(node):
-                yield node, trail
+                yield node, _trail(link)
             for k, v in node.items():
-                if isinstance(v, (dict, list)):
-                    stack.append((v, (trail + (k,))[-MAX_TRAIL:]))
-                elif isinstance(v, str) and nested < MAX_NESTED_JSON and v[:1] in ("{", "[") \
-                        and any(key in v for key in keys):
+                tv = type(v)
+                if tv is dict_ or tv is list_:
+                    stack.append((v, (k, link)))
+                elif tv is str_ and v[:1] in ("{", "[") and nested < MAX_NESTED_JSON and any(key in v for key in keys):
                     nested += 1
                     try:
-                        stack.append((json.loads(v), (trail + (k,))[-MAX_TRAIL:]))
+                        stack.append((json.loads(v), (k, link)))
                     except (ValueError, RecursionError):
                         pass
-        elif isinstance(node, list):
-            stack.extend((x, trail) for x in node if isinstance(x, (dict, list)))
+        elif t is list_:
+            stack.extend((x, link) for x in node if type(x) is dict_ or type(x) is list_)
+
+
+def _trail(link: tuple | None) -> tuple[str, ...]:
+    out: list[str] = []
+    while link is not None and len(out) < MAX_TRAIL:
+        out.append(link[0])
+        link = link[1]
+    return tuple(reversed(out))
 
 
 def walk_values(doc: object, keys: set[str]) -> dict[str, list[object]]:
