@@ -45,7 +45,7 @@ def warnings(addon: ConsentWatch, status: str = "all") -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("in_process", [True, False], ids=["worker-process", "thread"])
 def test_the_opt_out_request_resolves_the_warning_at_once(data_dir, in_process):
-    a = ConsentWatch(reload_every=0)
+    a = ConsentWatch()
     with taddons.context(a) as tctx:
         tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_detect_process=in_process)
         assert (a.offload is not None) == in_process
@@ -68,7 +68,7 @@ def test_the_opt_out_request_resolves_the_warning_at_once(data_dir, in_process):
 
 
 def test_the_request_hook_reads_only_change_requests_to_rules_that_read_requests(data_dir, monkeypatch):
-    a = ConsentWatch(reload_every=0)
+    a = ConsentWatch()
     with taddons.context(a) as tctx:
         tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_detect_process=False)
         seen = []
@@ -88,7 +88,7 @@ def test_the_request_hook_reads_only_change_requests_to_rules_that_read_requests
 
 
 def test_request_bodies_and_query_strings_are_never_stored(data_dir):
-    a = ConsentWatch(reload_every=0)
+    a = ConsentWatch()
     with taddons.context(a) as tctx:
         tctx.configure(a, consentwatch_data_dir=str(data_dir))
         q = query_flow()
