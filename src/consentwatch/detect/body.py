@@ -142,9 +142,10 @@ def _looks_textual(data: bytes) -> bool:
     return head[:1] in (b"<", b"{", b"[") or head[:3] == codecs.BOM_UTF8
 
 
-_CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.I)
-_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.I)
-_XML_ENCODING = re.compile(rb"<\?xml[^>]{0,100}encoding\s*=\s*[\"']([A-Za-z0-9_.:-]+)", re.I)
+# A charset name is short; bounded, and one run of blanks and quotes after "=", so no two repeats share a run.
+_CHARSET_PARAM = re.compile(r"charset\s*=[\s\"']*([A-Za-z0-9_.:-]{1,40})", re.I)
+_META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=[\s\"']*([A-Za-z0-9_.:-]{1,40})", re.I)
+_XML_ENCODING = re.compile(rb"<\?xml[^>]{0,100}encoding\s*=\s*[\"']([A-Za-z0-9_.:-]{1,40})", re.I)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 

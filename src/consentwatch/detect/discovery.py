@@ -50,7 +50,7 @@ MAX_LABEL_CHARS = 160
 MAX_PER_PAGE = 20
 SIBLING_DEPTH = 6  # ancestors searched for the radio group (fieldset, role=radiogroup)
 # A label that carries what looks like personal data (an address, a count, a date, an id) is never stored.
-_PERSONAL = re.compile(r"@|\d{2,}|https?://|www\.")
+_PERSONAL = re.compile(r"@|\d\d|https?://|www\.")  # two digits in a row: \d{2,} finds the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def candidate_positions(low: str) -> list[int]:
 
 def clean_label(name: str) -> str | None:
     """The label as stored: whitespace collapsed, short, speaks of AI, and carries nothing personal."""
-    label = re.sub(r"\s+", " ", name).strip()
+    label = " ".join(name.split())
     if not label or len(label) > MAX_LABEL_CHARS or _PERSONAL.search(label):
         return None
     if not speaks_of_ai(norm(label)):

@@ -29,11 +29,26 @@ MAX_NOTICE_CHARS = 6000
 _POLICY = (r"(?:privacy (?:policy|notice|statement)|user agreement|terms(?: of (?:service|use))?|"
            r"consumer terms|policies|data (?:use )?policy|privacy|policy|notice)")
 _CHANGE = (r"(?:updat\w*|chang\w*|revis\w*|amend\w*|new)")
+_CHANGE_START = r"(?:updat|chang|revis|amend|new)"  # what _CHANGE begins with (a lookahead needs no more)
 # "we're changing how we use your data" announces a change without naming a policy document
 _HOW_WE = r"how we (?:use|process|handle|share|collect)"
+# Up to N words between a change word and a policy word. "-" and "'" belong to words ("we're", "opt-in") and are
+# separators too, so with backtracking a run of 30 dashes could be split between words and separators in
+# billions of ways (issue 12). Here every word and every separator run is taken whole and never given back
+# (possessive): a word goes on through "-" and "'" unless the target word follows them ("self-updating" ends
+# at "updating"). Each start then costs at most N words of bounded length: linear in the text
+# (tests/test_regex_linear.py checks every pattern that reads page text).
+_SEP = r"\W{1,256}+"
+
+
+def _up_to(n: int, target: str) -> str:
+    word = rf"\w{{1,64}}+(?:['-]{{1,8}}+(?!{target})\w{{1,64}}+){{0,8}}+"
+    return rf"(?:{word}{_SEP}){{0,{n}}}?"
+
+
 CHANGE_RX = re.compile(
-    rf"\b{_CHANGE}\W+(?:[\w'-]+\W+){{0,6}}?{_POLICY}\b|\b{_POLICY}\W+(?:[\w'-]+\W+){{0,6}}?{_CHANGE}"
-    rf"|\b{_CHANGE}\W+(?:[\w'-]+\W+){{0,3}}?{_HOW_WE}\b"
+    rf"\b{_CHANGE}{_SEP}{_up_to(6, _POLICY + r'\b')}{_POLICY}\b|\b{_POLICY}{_SEP}{_up_to(6, _CHANGE_START)}{_CHANGE}"
+    rf"|\b{_CHANGE}{_SEP}{_up_to(3, _HOW_WE + r'\b')}{_HOW_WE}\b"
 )
 # Cookie banners talk about policy changes too; their policy words do not count.
 _COOKIE_POLICY = re.compile(r"cookie(?:s)?\s+(?:policy|notice|statement|settings|preferences)")
