@@ -24,6 +24,7 @@ _TOGGLE_INPUT_TYPES = {"checkbox", "radio"}
 _TRUE = {"true"}
 _FALSE = {"false"}
 ADJACENT_DEPTH = 4
+MAX_LABELLEDBY = 16  # ids read from one aria-labelledby: a name from more is not a label (hundreds were sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +77,23 @@ class _Names:
                  far_for: dict[str, list[str]] | None = None):
         self.doc = doc
         self._ids: dict[str, LexborNode] | None = None
+        self._texts: dict[str, str | None] = {}  # text by id, each read once however many controls name it
+        self._crowded: set[int] | None = None
         self._for: dict[str, list[str]] | None = None
         self.far_ids = far_ids or {}
         self.far_for = far_for or {}
 
     def text_by_id(self, ident: str) -> str | None:
-        node = self.by_id(ident)
-        return dom.text_of(node) if node is not None else self.far_ids.get(ident)
+        if ident not in self._texts:
+            node = self.by_id(ident)
+            self._texts[ident] = dom.text_of(node) if node is not None else self.far_ids.get(ident)
+        return self._texts[ident]
+
+    def holds_other_control(self, ancestor: LexborNode) -> bool:
+        """Whether an ancestor of a control holds another control too (or is one)."""
+        if self._crowded is None:
+            self._crowded = dom.crowded(unique_controls(self.doc))
+        return ancestor.mem_id in self._crowded
 
     def by_id(self, ident: str) -> LexborNode | None:
         if self._ids is None:
@@ -103,7 +114,7 @@ def accessible_names(node: LexborNode, names: _Names) -> list[str]:
     attrs = node.attributes
     out: list[str] = []
     if ref := attrs.get("aria-labelledby"):
-        parts = [t for i in ref.split() if (t := names.text_by_id(i)) is not None]
+        parts = [t for i in list(dict.fromkeys(ref.split()))[:MAX_LABELLEDBY] if (t := names.text_by_id(i)) is not None]
         out.append(" ".join(parts))
     if v := attrs.get("aria-label"):
         out.append(v)
@@ -125,7 +136,7 @@ def accessible_names(node: LexborNode, names: _Names) -> list[str]:
     for depth, anc in enumerate(dom.ancestors(node, ADJACENT_DEPTH)):
         if anc.tag in ("body", "html", "form", "main"):
             break
-        if any(c.mem_id != node.mem_id and _is_control(c) for c in anc.css(CONTROLS)):
+        if names.holds_other_control(anc):
             break
         out.append(dom.text_of(anc))
     return [n for n in out if n]
