@@ -22,7 +22,8 @@ from typing import Callable
 from mitmproxy import ctx, exceptions, http
 
 from .detect.body import DEFAULT_MAX_BYTES
-from .detection_worker import DetectorProcess
+from .detect import Detector
+from .detection_worker import JOB_TIMEOUT, DetectorProcess
 from .paths import DataDirError, data_dir
 from .regions import RegionError, normalize_region
 from .request_target import host_of, url_of
@@ -38,7 +39,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 
 class ConsentWatch:
-    def __init__(self) -> None:
+    def __init__(self, make_detector: Callable = Detector) -> None:
         self.watch: Watch | None = None
         # Store event listeners (the API's WebSocket hub); every Watch this addon creates shares the list.
         self.listeners: list[Listener] = []
@@ -51,6 +52,7 @@ class ConsentWatch:
         # With consentwatch_detect_process on, detection itself runs in a worker process (see detection_worker.py);
         # the thread above then only stores what it finds.
         self.offload: DetectorProcess | None = None
+        self.make_detector = make_detector  # what the worker process builds its Detector with (tests slow it down)
         self.inspected = 0
 
     def load(self, loader) -> None:
@@ -62,13 +64,17 @@ class ConsentWatch:
                           "Most decoded bytes of one response that consentwatch inspects.")
         loader.add_option("consentwatch_detect_process", bool, True,
                           "Run detection in a worker process, so pages being inspected do not slow the proxy down "
-                          "(off: a thread of the proxy process).")
+                          "(off: a thread of the proxy process, where the detectors' linear-time patterns and "
+                          "bounded work are the only guard: a page cannot be abandoned there).")
+        loader.add_option("consentwatch_detect_timeout", float, JOB_TIMEOUT,
+                          "Seconds one page may take in the detection worker process; a page that takes longer is "
+                          "given up and counted (/v1/health), and the worker is started again (0: no limit).")
 
     def configure(self, updated: set[str]) -> None:
         # Only our own options matter. (Another addon registering an option also calls configure: starting
         # a Watch then would open the default data dir before ours is set.)
         if not updated & {"consentwatch_data_dir", "consentwatch_region", "consentwatch_max_bytes",
-                          "consentwatch_detect_process"}:
+                          "consentwatch_detect_process", "consentwatch_detect_timeout"}:
             return
         try:
             region = normalize_region(ctx.options.consentwatch_region)
@@ -76,6 +82,8 @@ class ConsentWatch:
             raise exceptions.OptionsError(str(e)) from None
         if ctx.options.consentwatch_max_bytes < 1024:
             raise exceptions.OptionsError("consentwatch_max_bytes must be at least 1024")
+        if not ctx.options.consentwatch_detect_timeout >= 0:
+            raise exceptions.OptionsError("consentwatch_detect_timeout must be 0 (no limit) or more seconds")
         try:
             directory = data_dir(ctx.options.consentwatch_data_dir or None)
         except DataDirError as e:
@@ -147,14 +155,18 @@ class ConsentWatch:
                 # the store thread would cost the proxy more CPU than the storing. StateStore's lock keeps writes
                 # whole.
                 self.offload = DetectorProcess(rules, watch.region, watch.detector.max_bytes,
-                                               on_results=watch.record_many, on_dead=self._offload_died)
+                                               on_results=watch.record_many, on_restart=self._offload_restarted,
+                                               job_timeout=ctx.options.consentwatch_detect_timeout or None,
+                                               make_detector=self.make_detector)
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
                 log.warning("no detection worker process (%s); detecting in a thread", e)
 
-    def _offload_died(self) -> None:
-        # called by a worker that died; a retired one may die too, and must not take the current one with it
-        if self.offload is not None and not self.offload.alive:
-            self.offload = None
+    def _offload_restarted(self, why: str) -> None:
+        # The worker was started again (detection_worker.py); a page it gave up reaches the store as a
+        # DetectionError. (A retired worker is closed, and closed workers are not restarted.)
+        watch = self.watch
+        if watch is not None:
+            watch.worker_restarts += 1
 
     def _retire(self, watch: Watch | None, offload: DetectorProcess | None) -> None:
         """Close an old worker and watch in the store thread: after the jobs queued before (the pool keeps order),
@@ -205,7 +217,8 @@ class ConsentWatch:
         if self.offload is not None:
             self.offload.close()
             self.offload = None
-        self.pool.shutdown(wait=True)
+        # Bounded: _drain gave the thread its 30 s; a detection still running then is not waited for.
+        self.pool.shutdown(wait=not self.pending, cancel_futures=True)
         if self.watch:
             self.watch.close()
 

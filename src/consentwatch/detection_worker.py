@@ -16,6 +16,12 @@ What the proxy pays per inspected page was measured (bench/proxy.py) and shaped 
   The receiver thread therefore sleeps while a user reloads the same settings page.
 - `drain()` sends a sync marker down the same FIFO pipe and waits for it to come back: everything queued
   before it has been detected and its news stored.
+- No page can stop detection. The worker writes which frame it is on, since when, and the last frame it has
+  answered into memory shared with the proxy (no message, no wake-up per page). A watchdog thread looks at it
+  once a second: a page over `job_timeout` gets the worker killed; a worker that died (or was killed) is
+  replaced, and the new one gets every frame the old one had not answered, except the page it was stuck on,
+  which comes back as a DetectionError (counted in /v1/health). The proxy keeps references to those frames
+  until they are answered, no copies. Detection never moves into the proxy's own process.
 
 Frames to the worker: struct FRAME (length of a pickled header, length of the body), the header, the body
 bytes as they are (never pickled: no copy). Answers come back through a multiprocessing Connection.
@@ -23,22 +29,26 @@ bytes as they are (never pickled: no copy). Answers come back through a multipro
 
 from __future__ import annotations
 
+import atexit
 import collections
 import datetime as dt
 import fcntl
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.util  # noqa: F401 - its exit handler first, so ours (below) runs before it
 import os
 import pickle
 import select
 import struct
 import threading
+import time
 from typing import Callable
 
 from .detect import DetectionError, Detector, Observation
 from .findings import POLICY_UPDATE
 from .rules.model import RuleSet, load_pack
+from .pipeline import TOO_SLOW, WORKER_DIED
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +141,27 @@ class FrameReader:
         return bool(select.select([self.fd], [], [], 0)[0])
 
 
-def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int) -> None:
-    detector = Detector(load_pack(pack), region, max_bytes)
+# Where the worker says how far it got, in memory it shares with the proxy: no message and no wake-up per page.
+BUSY, BUSY_SINCE, ANSWERED = 0, 1, 2  # the frame it is detecting (0: none) and since when; the last one answered
+JOB_TIMEOUT = 15.0  # seconds one page may take before its worker is killed (a normal page takes milliseconds)
+MAX_RESTART_DELAY = 60.0  # seconds between starts of a worker that keeps dying before it answers anything
+_exiting = threading.Event()
+# At exit, multiprocessing ends its daemon workers: that is no death to restart them after. (atexit runs this
+# first: it was registered after multiprocessing's own handler.)
+atexit.register(_exiting.set)
+
+
+def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progress=None,
+            make_detector: Callable = Detector) -> None:
+    detector = make_detector(load_pack(pack), region, max_bytes)
     repeats = Repeats()
     reader = FrameReader(jobs.fileno())
     out: list = []
+    seq = 0  # frames read so far; the proxy numbers the frames it writes the same way
+
+    def mark(field: int, value: float) -> None:
+        if progress is not None:
+            progress[field] = value
 
     def flush() -> None:
         if out:
@@ -147,22 +173,30 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int) -> No
             head, body = reader.read()
         except (EOFError, OSError):
             return  # the proxy is gone
+        seq += 1
         kind = head[0]
         if kind == "job":
             _, url, content_type, encoding, stamp, host, method, side, _has_body = head
             when = dt.datetime.fromtimestamp(stamp, dt.timezone.utc) if stamp is not None else None
             rules = detector.rules_for(host) if side == "response" else detector.request_rules_for(host)
+            mark(BUSY_SINCE, time.monotonic())
+            mark(BUSY, seq)
             try:
                 obs = detector.detect(url, content_type, body, encoding, when, rules=rules, method=method, side=side)
             except Exception as e:  # noqa: BLE001 - the type travels back, never the message
                 obs = DetectionError(type(e).__name__)
+            mark(BUSY, 0)
             if repeats.news(obs, when or dt.datetime.now(dt.timezone.utc)):
                 out.append((url, obs, host))
+        elif kind == "given_up":  # a page the worker before this one was stopped on: counted, in its place
+            _, url, host, why = head
+            out.append((url, DetectionError(why), host))
         elif kind == "rules":
-            detector = Detector(load_pack(head[1]), region, max_bytes)
+            detector = make_detector(load_pack(head[1]), region, max_bytes)
             repeats.clear()
         elif kind == "sync":
             flush()
+            mark(ANSWERED, seq - 1)  # before the proxy hears of it: what it drained is never sent again
             answers.send(("synced", head[1]))
         elif kind == "stop":
             flush()
@@ -170,54 +204,119 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int) -> No
         # a burst is answered once, when it is over (the proxy stores it with one disk write)
         if out and (len(out) >= 512 or not reader.ready()):
             flush()
+        if not out:
+            mark(ANSWERED, seq)  # only now: a frame whose answer a killed worker had not sent is sent again
+
+
+class _Generation:
+    """One worker process, its two pipes, the memory it reports progress in, and the thread reading its answers."""
+
+    def __init__(self, ctx, pack: dict, region: str | None, max_bytes: int, make_detector: Callable):
+        jobs_r, jobs_w = ctx.Pipe(duplex=False)
+        answers_r, answers_w = ctx.Pipe(duplex=False)
+        self.progress = ctx.RawArray("d", 3)
+        self.proc = ctx.Process(target=_worker, args=(jobs_r, answers_w, pack, region, max_bytes, self.progress,
+                                                      make_detector), name="consentwatch-detect", daemon=True)
+        try:
+            self.proc.start()
+        finally:
+            jobs_r.close()
+            answers_w.close()
+        self.jobs = jobs_w
+        self.fd = jobs_w.fileno()
+        os.set_blocking(self.fd, False)
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except (AttributeError, OSError):
+            pass  # not Linux, or above the system's pipe-max-size: the default pipe works, with more waiting
+        self.answers = answers_r
+        self.receiver: threading.Thread | None = None
+
+    def busy_for(self) -> float:
+        """How long the frame being detected has taken so far (0 when none is)."""
+        if not self.progress[BUSY]:
+            return 0.0
+        return max(0.0, time.monotonic() - self.progress[BUSY_SINCE])
+
+    def kill(self, timeout: float) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout)
+
+    def close(self, timeout: float) -> None:
+        """After kill (or a stop): the receiver ends at the EOF of the worker's exit, then the pipes go."""
+        if self.receiver is not None and self.receiver is not threading.current_thread():
+            self.receiver.join(timeout)
+        for conn in (self.jobs, self.answers):
+            try:
+                conn.close()
+            except OSError:
+                pass
 
 
 class DetectorProcess:
-    """A detection worker. `on_results([(url, observation, host), ...])` runs in the receiver thread, in
-    submission order, with the observations that carry news (see Repeats)."""
+    """A supervised detection worker. `on_results([(url, observation, host), ...])` runs in a receiver thread, in
+    submission order, one call at a time, with the observations that carry news (see Repeats).
+
+    A watchdog thread restarts the worker when it dies, and kills and restarts it when one page takes longer than
+    `job_timeout` seconds: that page is counted (a DetectionError the store counts) and skipped, and every frame
+    the old worker had not answered yet is sent again to the new one, so the pages after it are still detected.
+    Detection never falls back to the proxy's process. `make_detector` builds the worker's Detector (tests hand in
+    a slow one; it must be importable by name, the worker is spawned)."""
 
     def __init__(self, rules: RuleSet, region: str | None, max_bytes: int,
-                 on_results: Callable[[list], None], on_dead: Callable[[], None],
-                 max_backlog: int = MAX_BACKLOG):
+                 on_results: Callable[[list], None], on_restart: Callable[[str], None] | None = None,
+                 max_backlog: int = MAX_BACKLOG, job_timeout: float | None = JOB_TIMEOUT,
+                 make_detector: Callable = Detector):
         # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use
-        ctx = multiprocessing.get_context("spawn")
-        jobs_r, jobs_w = ctx.Pipe(duplex=False)
-        answers_r, answers_w = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_worker, args=(jobs_r, answers_w, rules.to_pack(), region, max_bytes),
-                                name="consentwatch-detect", daemon=True)
-        self.proc.start()
-        jobs_r.close()
-        answers_w.close()
-        self._jobs = jobs_w
-        self._fd = jobs_w.fileno()
-        os.set_blocking(self._fd, False)
-        try:
-            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-        except (AttributeError, OSError):
-            pass  # not Linux, or above the system's pipe-max-size: the default pipe works, with more waiting
-        self._answers = answers_r
+        self._ctx = multiprocessing.get_context("spawn")
+        self.region = region
         self.max_bytes = max_bytes
         self.max_backlog = max_backlog
+        self.job_timeout = job_timeout
+        self.make_detector = make_detector
         self.on_results = on_results
-        self.on_dead = on_dead
-        self.alive = True
+        self.on_restart = on_restart
         self.skipped = 0  # pages not inspected because the worker was too far behind
-        self._lock = threading.Lock()  # the pipe's write end and the backlog
+        self.restarts = 0  # workers started again (after dying or being killed)
+        self.abandoned = 0  # pages given up: too slow, or the worker died on them
+        self._pack = rules.to_pack()  # the rules in force at the last answered frame: what a new worker starts with
+        self._lock = threading.Lock()  # the pipe's write end, the backlog, the unanswered frames, the generation
+        self._wake = threading.Condition(self._lock)
         self._backlog: collections.deque[memoryview] = collections.deque()
         self._backlog_bytes = 0
-        self._wake = threading.Condition(self._lock)
+        # Frames written (or waiting to be) that the worker has not answered yet, as (seq, head, parts): a new
+        # worker gets them again. Only references: the bodies are not copied.
+        self._unanswered: collections.deque[tuple[int, tuple, list]] = collections.deque()
+        self._seq = 0
+        self._closed = False
+        self._restarting = False
+        self._trouble = threading.Event()  # the worker died (or a write to it failed): restart now
+        self._stopping = threading.Event()
         self._cv = threading.Condition()
         self._synced = 0
         self._sync_sent = 0
+        self._w = _Generation(self._ctx, self._pack, region, max_bytes, make_detector)
+        self._start_receiver(self._w)
+        self._tick = min(1.0, max(0.05, job_timeout / 4)) if job_timeout else 1.0
         self._flusher = threading.Thread(target=self._flush_loop, name="consentwatch-send", daemon=True)
-        self._receiver = threading.Thread(target=self._recv_loop, name="consentwatch-recv", daemon=True)
+        self._watchdog = threading.Thread(target=self._watch_loop, name="consentwatch-watchdog", daemon=True)
         self._flusher.start()
-        self._receiver.start()
+        self._watchdog.start()
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed
+
+    @property
+    def proc(self):
+        """The current worker process."""
+        return self._w.proc
 
     # -- to the worker ------------------------------------------------------------------------------------
     def submit(self, job: Job) -> bool:
-        """Queue a response for detection. False when the worker is gone (the caller detects in-process)."""
-        if not self.alive:
+        """Queue a response for detection. False once closed (the caller then detects in-process)."""
+        if self._closed:
             return False
         url, content_type, body, encoding, when, host, *more = job
         method = more[0] if more else None
@@ -236,29 +335,38 @@ class DetectorProcess:
         self._write(("rules", rules.to_pack()), None)
 
     def _write(self, head: tuple, body, droppable: bool = False) -> None:
-        head_bytes = pickle.dumps(head, protocol=pickle.HIGHEST_PROTOCOL)
-        body_len = len(body) if body is not None else 0
-        parts = [FRAME.pack(len(head_bytes), body_len), head_bytes] + ([body] if body_len else [])
-        size = FRAME.size + len(head_bytes) + body_len
+        parts, size = _frame(head, body)
         with self._lock:
-            if not self.alive:
+            if self._closed:
                 return
             if droppable and self._backlog_bytes + size > self.max_backlog:
                 self._skip()  # the worker is far behind (or one uncuttable body is huge): memory stays bounded
                 return
-            if self._backlog:  # keep the order: behind what already waits
+            self._seq += 1
+            self._unanswered.append((self._seq, head, parts))
+            self._forget_answered()
+            if self._backlog or self._restarting:  # keep the order: behind what already waits
                 self._queue(parts)
                 return
             try:
-                written = os.writev(self._fd, parts)
+                written = os.writev(self._w.fd, parts)
             except BlockingIOError:
                 written = 0
-            except OSError:
-                self._die_locked("the detection worker stopped taking work")
+            except OSError:  # the worker is gone: the watchdog starts another, which gets this frame too
+                self._restarting = True
+                self._queue(parts)
+                self._trouble.set()
                 return
             rest = _after(parts, written)
             if rest:
                 self._queue(rest)
+
+    def _forget_answered(self) -> None:
+        answered = self._w.progress[ANSWERED]
+        while self._unanswered and self._unanswered[0][0] <= answered:
+            _, head, _ = self._unanswered.popleft()
+            if head[0] == "rules":
+                self._pack = head[1]
 
     def _queue(self, parts: list) -> None:
         for p in parts:
@@ -275,23 +383,35 @@ class DetectorProcess:
     def _flush_loop(self) -> None:
         # Only busy when the pipe was full: waits for room, then writes what waits, in order.
         poller = select.poll()
-        poller.register(self._fd, select.POLLOUT)
+        polled: _Generation | None = None
         while True:
             with self._lock:
-                self._wake.wait_for(lambda: self._backlog or not self.alive)
-                if not self.alive:
+                self._wake.wait_for(lambda: (self._backlog and not self._restarting) or self._closed)
+                if self._closed:
                     return
+                gen = self._w
+            if gen is not polled:
+                if polled is not None:
+                    try:
+                        poller.unregister(polled.fd)
+                    except (KeyError, ValueError, OSError):
+                        pass
+                poller.register(gen.fd, select.POLLOUT)
+                polled = gen
             poller.poll(1000)
             with self._lock:
-                if not self.alive:
+                if self._closed:
                     return
+                if self._restarting or self._w is not gen:
+                    continue
                 try:
-                    written = os.writev(self._fd, list(itertools.islice(self._backlog, 64)))
+                    written = os.writev(gen.fd, list(itertools.islice(self._backlog, 64)))
                 except BlockingIOError:
                     continue
                 except OSError:
-                    self._die_locked("the detection worker stopped taking work")
-                    return
+                    self._restarting = True
+                    self._trouble.set()
+                    continue
                 self._backlog_bytes -= written
                 while written:
                     head = self._backlog[0]
@@ -303,25 +423,28 @@ class DetectorProcess:
                         written = 0
 
     # -- from the worker ----------------------------------------------------------------------------------
-    def _recv_loop(self) -> None:
+    def _start_receiver(self, gen: _Generation) -> None:
+        gen.receiver = threading.Thread(target=self._recv_loop, args=(gen,), name="consentwatch-recv", daemon=True)
+        gen.receiver.start()
+
+    def _recv_loop(self, gen: _Generation) -> None:
+        answers = gen.answers
         while True:
             try:
-                msg = self._answers.recv()
+                msg = answers.recv()
             except (EOFError, OSError):
-                if self.alive:
-                    self._die("the detection worker exited")
+                if self._w is gen and not (self._closed or self._restarting):
+                    self._trouble.set()  # it died on its own: the watchdog starts another
                 return
             if msg[0] == "synced":
-                with self._cv:
-                    self._synced = msg[1]
-                    self._cv.notify_all()
+                self._set_synced(msg[1])
                 continue
             batch = msg[1]
             # whatever else has arrived meanwhile (the last store write took a while) goes in the same batch
             synced = None
-            while len(batch) < 512 and self._answers.poll(0):
+            while len(batch) < 512 and answers.poll(0):
                 try:
-                    more = self._answers.recv()
+                    more = answers.recv()
                 except (EOFError, OSError):
                     break
                 if more[0] == "synced":
@@ -333,27 +456,96 @@ class DetectorProcess:
             except Exception as e:  # noqa: BLE001 - storing failed: logged, the worker goes on
                 log.error("storing findings failed: %s", type(e).__name__)
             if synced is not None:
-                with self._cv:
-                    self._synced = synced
-                    self._cv.notify_all()
+                self._set_synced(synced)
+
+    def _set_synced(self, token: int) -> None:
+        with self._cv:
+            self._synced = max(self._synced, token)
+            self._cv.notify_all()
+
+    # -- the watchdog ---------------------------------------------------------------------------------------
+    def _watch_loop(self) -> None:
+        fruitless = 0  # workers in a row that died before answering anything
+        while not self._closed:
+            self._trouble.wait(self._tick)
+            if self._closed or _exiting.is_set():
+                return
+            gen = self._w
+            died = self._trouble.is_set() or not gen.proc.is_alive()
+            stuck = bool(self.job_timeout) and gen.busy_for() > self.job_timeout
+            if not (died or stuck):
+                continue
+            if died and not stuck and not gen.progress[ANSWERED]:
+                fruitless += 1
+                if fruitless > 1 and self._stopping.wait(min(MAX_RESTART_DELAY, 2.0 ** (fruitless - 2))):
+                    return  # closing
+            else:
+                fruitless = 0
+            try:
+                self._restart(gen, TOO_SLOW if stuck else WORKER_DIED)
+            except Exception as e:  # noqa: BLE001 - no process could be started: try again on the next tick
+                log.error("could not start a detection worker (%s); trying again", type(e).__name__)
+                self._trouble.set()
+                if self._stopping.wait(min(MAX_RESTART_DELAY, 1.0 + fruitless)):
+                    return
+                fruitless += 1
+
+    def _restart(self, gen: _Generation, why: str) -> None:
+        with self._lock:
+            if self._closed or _exiting.is_set():
+                return
+            self._restarting = True
+        self._trouble.clear()
+        gen.kill(5)
+        if gen.receiver is not None:
+            gen.receiver.join(10)  # its last answers are stored before the new worker's: one caller, in order
+        busy = int(gen.progress[BUSY])  # the worker is dead: these are final
+        with self._lock:
+            self._forget_answered()
+            pack = self._pack
+        new = _Generation(self._ctx, pack, self.region, self.max_bytes, self.make_detector)
+        given_up = None
+        with self._lock:
+            if self._closed:
+                self._restarting = False
+                new.kill(5)
+                new.close(5)
+                return
+            frames = []
+            for seq, head, parts in self._unanswered:
+                if seq == busy and head[0] == "job":
+                    head = ("given_up", head[1], head[5], why)
+                    parts, _ = _frame(head, None)
+                    given_up = head
+                frames.append((head, parts))
+            # the new worker numbers frames from 1 again
+            self._unanswered = collections.deque((i, h, p) for i, (h, p) in enumerate(frames, 1))
+            self._seq = len(frames)
+            self._backlog.clear()
+            self._backlog_bytes = 0
+            self._w = new
+            self._restarting = False
+            for _, _, parts in self._unanswered:
+                self._queue(parts)
+            self.restarts += 1
+            if given_up is not None:
+                self.abandoned += 1
+            self._wake.notify_all()
+        self._start_receiver(new)
+        gen.close(5)
+        if given_up is not None:
+            what = "took longer than %s s" % self.job_timeout if why == TOO_SLOW else "was being read when it died"
+            log.warning("the detection worker was restarted: a page on %s %s (not inspected)",
+                        given_up[2], what)
+        else:
+            log.warning("the detection worker stopped; started it again")
+        if self.on_restart is not None:
+            try:
+                self.on_restart(why)
+            except Exception as e:  # noqa: BLE001
+                log.error("restart listener failed: %s", type(e).__name__)
 
     # -- life cycle ---------------------------------------------------------------------------------------
-    def _die(self, why: str) -> None:
-        with self._lock:
-            self._die_locked(why)
-
-    def _die_locked(self, why: str) -> None:
-        if not self.alive:
-            return
-        self.alive = False
-        self._backlog.clear()  # what was in flight is lost with the worker
-        self._backlog_bytes = 0
-        self._wake.notify_all()
-        log.error("%s; detecting in the proxy process from now on", why)
-        with self._cv:
-            self._cv.notify_all()
-        self.on_dead()  # (called under our lock: it must not call back into this object)
-
     def drain(self, timeout: float) -> bool:
         """Wait until everything submitted so far is detected and its news stored. False on timeout."""
         with self._cv:
@@ -361,23 +553,37 @@ class DetectorProcess:
             token = self._sync_sent
         self._write(("sync", token), None)
         with self._cv:
-            return self._cv.wait_for(lambda: self._synced >= token or not self.alive, timeout)
+            return self._cv.wait_for(lambda: self._synced >= token or self._closed, timeout)
 
     def close(self, timeout: float = 5) -> None:
-        if self.alive:
+        if not self._closed:
             self.drain(timeout)
             self._write(("stop",), None)
         with self._lock:
-            self.alive = False
+            self._closed = True
             self._wake.notify_all()
+        self._stopping.set()
+        self._trouble.set()  # the watchdog wakes up and leaves
         self._flusher.join(timeout)
-        self._jobs.close()  # the worker reads EOF and exits, if "stop" did not reach it
-        self.proc.join(timeout)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(timeout)
-        self._receiver.join(timeout)  # ends at the EOF of the worker's exit
-        self._answers.close()
+        self._watchdog.join(timeout + 10)
+        gen = self._w
+        try:
+            gen.jobs.close()  # the worker reads EOF and exits, if "stop" did not reach it
+        except OSError:
+            pass
+        gen.proc.join(timeout)
+        gen.kill(timeout)
+        gen.close(timeout)
+        with self._cv:
+            self._cv.notify_all()
+
+
+def _frame(head: tuple, body) -> tuple[list, int]:
+    """The parts of one frame for writev, and its size."""
+    head_bytes = pickle.dumps(head, protocol=pickle.HIGHEST_PROTOCOL)
+    body_len = len(body) if body is not None else 0
+    parts = [FRAME.pack(len(head_bytes), body_len), head_bytes] + ([body] if body_len else [])
+    return parts, FRAME.size + len(head_bytes) + body_len
 
 
 def _shipped_bytes(content_encoding: str, max_bytes: int) -> int | None:

@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[Event], None]
 
+# DetectionError kinds for a page given up without an answer (detection_worker.py's watchdog): counted apart in
+# /v1/health.
+TOO_SLOW = "DetectionTimeout"
+WORKER_DIED = "WorkerDied"
+GIVEN_UP = frozenset({TOO_SLOW, WORKER_DIED})
+
 
 class Watch:
     def __init__(self, data_dir: Path, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -38,6 +44,8 @@ class Watch:
         self.state = StateStore(self.data_dir, region)
         self.listeners: list[Listener] = []
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
+        self.abandoned = 0  # pages whose detection was given up (too slow, or its worker died on them)
+        self.worker_restarts = 0  # detection workers started again (told by the addon)
         self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
 
     def reconfigure(self, region: str | None, max_bytes: int) -> None:
@@ -104,6 +112,8 @@ class Watch:
         if obs is None:
             return []
         if isinstance(obs, DetectionError):
+            if obs.kind in GIVEN_UP:
+                self.abandoned += 1
             key = ",".join(r.id for r in self.detector.rules_for(host or _host(url)))
             self.errors[key] += 1
             if self.errors[key] == 1:

@@ -57,7 +57,8 @@ class Api:
         w = self.get_watch()
         return _json({"status": "ok" if w else "starting", "version": __version__,
                       "rules": len(w.rules) if w else 0, "rules_version": w.rules.version if w else None,
-                      "proxy_port": self.proxy_port(), "errors": sum(w.errors.values()) if w else 0})
+                      "proxy_port": self.proxy_port(), "errors": sum(w.errors.values()) if w else 0,
+                      "abandoned": w.abandoned if w else 0, "worker_restarts": w.worker_restarts if w else 0})
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The description itself needs no token: it holds no user data. It names the address it was read from
