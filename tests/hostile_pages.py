@@ -27,6 +27,7 @@ class Page:
     url: str
     content_type: str
     body: bytes
+    expect: tuple[str, ...] = ()  # the findings the page itself must give, as "kind rule-id"
 
     @property
     def path(self) -> str:
@@ -113,7 +114,7 @@ def attribute_bait() -> list[Page]:
 
 def discovery_bait() -> list[Page]:
     """Hundreds of AI-labelled controls no rule knows, each with a long label (discovery, then its label checks)."""
-    label = "Use " + " ".join(["machine learning 12 www. @"] * 200)
+    label = "Use " + " ".join(["machine learning 12 www. @"] * 40)
     controls = "".join(f'<div><input type="checkbox" id="c{i}" aria-label="{label} {i}"> AI model training</div>'
                        for i in range(3000))
     return [Page("discovery", f"{LINKEDIN}/settings/hostile-discovery", "text/html", _html(controls))]
@@ -172,10 +173,11 @@ def huge_json() -> list[Page]:
     array = ("{" + '"items": [' + ",".join(["{\"a\": [1, 2, {\"b\": null}]}"] * 200_000) + "], " + key + "}").encode()
     deep = ("[" * 200_000 + "{" + key + "}" + "]" * 200_000).encode()
     deep_dicts = ('{"a":' * 100_000 + "{" + key + "}" + "}" * 100_000).encode()
+    on = ("toggle_on x.grok-training",)  # the key is there, set: detection still reads it
     return [
-        Page("json-array", f"{X_API}/1.1/account/settings-array.json", "application/json", array),
-        Page("json-deep-list", f"{X_API}/1.1/account/settings-deep.json", "application/json", deep),
-        Page("json-deep-dict", f"{X_API}/1.1/account/settings-deep-dict.json", "application/json", deep_dicts),
+        Page("json-array", f"{X_API}/1.1/account/settings-array.json", "application/json", array, on),
+        Page("json-deep-list", f"{X_API}/1.1/account/settings-deep.json", "application/json", deep, on),
+        Page("json-deep-dict", f"{X_API}/1.1/account/settings-deep-dict.json", "application/json", deep_dicts, on),
     ]
 
 
