@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import FIXTURES
 
 LINKEDIN = "https://www.linkedin.com"
-X_API = "https://api.x.com"
+CLAUDE_ACCOUNT = "https://claude.ai/api/account"  # where anthropic.claude-training reads its JSON key
 SETTINGS_FIXTURE = FIXTURES / "linkedin" / "settings-on.flow"
 SETTINGS_PATH = "/mypreferences/d/settings/data-for-ai-improvement"
 LABEL = "Use my data for training content creation AI models"
@@ -95,10 +95,10 @@ def date_bait() -> list[Page]:
 
 def json_scan_bait() -> list[Page]:
     """The JSON key scanner (HTML-embedded JSON): the key, a long blank run, and no colon; every quote style."""
-    key = "allow_xai_data_sharing"
+    key = "grove_enabled"
     quotes = ['"', '\\"', "&quot;", "&#34;", "&#x22;", "\\u0022", "\\x22"]
     parts = [f"{q}{key}{q}" + " " * 2000 + "," for q in quotes for _ in range(300)]
-    return [Page("json-scan", f"{X_API}/1.1/account/settings-hostile", "text/html",
+    return [Page("json-scan", f"{CLAUDE_ACCOUNT}?shape=scan", "text/html",
                  _html("<script>var s = [" + "".join(parts) + "];</script>"))]
 
 
@@ -169,15 +169,15 @@ def nested_containers(depth: int = 3000) -> list[Page]:
 def huge_json() -> list[Page]:
     """A settings API answer with a key a rule reads: an array of a million items, and nesting far past what
     the JSON parser takes (it falls back to scanning)."""
-    key = '"allow_xai_data_sharing": true'
+    key = '"grove_enabled": true'
     array = ("{" + '"items": [' + ",".join(["{\"a\": [1, 2, {\"b\": null}]}"] * 200_000) + "], " + key + "}").encode()
     deep = ("[" * 200_000 + "{" + key + "}" + "]" * 200_000).encode()
     deep_dicts = ('{"a":' * 100_000 + "{" + key + "}" + "}" * 100_000).encode()
-    on = ("toggle_on x.grok-training",)  # the key is there, set: detection still reads it
+    on = ("toggle_on anthropic.claude-training",)  # the key is there, set: detection still reads it
     return [
-        Page("json-array", f"{X_API}/1.1/account/settings-array.json", "application/json", array, on),
-        Page("json-deep-list", f"{X_API}/1.1/account/settings-deep.json", "application/json", deep, on),
-        Page("json-deep-dict", f"{X_API}/1.1/account/settings-deep-dict.json", "application/json", deep_dicts, on),
+        Page("json-array", f"{CLAUDE_ACCOUNT}?shape=array", "application/json", array, on),
+        Page("json-deep-list", f"{CLAUDE_ACCOUNT}?shape=deep-list", "application/json", deep, on),
+        Page("json-deep-dict", f"{CLAUDE_ACCOUNT}?shape=deep-dict", "application/json", deep_dicts, on),
     ]
 
 

@@ -62,11 +62,11 @@ def rule_patterns() -> dict[str, re.Pattern]:
         for what in ("notice_about", "notice_about_raw"):
             if (rx := getattr(rule, what)) is not None:
                 out[f"{rule.id} {what}"] = rx
-    from consentwatch.detect.json_settings import _scan_regex
+    from consentwatch.text import json_key_regex
 
     for d in shipped_pack()["rules"]:
         for k in (d.get("setting") or {}).get("json_keys", ()):
-            out[f"{d['id']} json key {k['key']}"] = _scan_regex(k["key"])
+            out[f"{d['id']} json key {k['key']}"] = json_key_regex(k["key"])
     return out
 
 

@@ -18,10 +18,10 @@ from conftest import LINKEDIN_URL, linkedin_page
 from consentwatch.addon import ConsentWatch
 from consentwatch.api.app import Api, build_app
 from consentwatch.api.hub import Hub
-from consentwatch.detect import Observation
-from consentwatch.offload import DetectorProcess
+from consentwatch.detect import DetectionError, Observation
+from consentwatch.detection_worker import DetectorProcess
+from consentwatch.pipeline import TOO_SLOW, WORKER_DIED
 from consentwatch.rules.model import load_pack, shipped_pack
-from consentwatch.watch import TOO_SLOW, WORKER_DIED, DetectionError
 from misbehaving_detector import DIE, HANG, MisbehavingDetector
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
