@@ -86,8 +86,8 @@ class Repeats:
             return False
         if not isinstance(obs, Observation):
             return True  # a DetectionError: counted by the proxy
-        if obs.note or obs.suggestions:
-            return True
+        if obs.note or obs.suggestions or obs.policy_texts:
+            return True  # a policy page is rare, and only the store knows whether its text is new
         if not obs.findings:
             return False
         keyed = [((f.rule_id, f.kind == POLICY_UPDATE), f.replace(observed_at="")) for f in obs.findings]

@@ -14,9 +14,11 @@ from typing import Callable
 
 from .detect import DetectionError, Detector, Observation
 from .detect.body import DEFAULT_MAX_BYTES
+from .detect.policy_text import PolicySighting, change_finding, compare
 from .findings import Finding
 from .rules.model import RuleSet
 from .rules.store import RuleStore
+from .store.policies import PolicyStore
 from .store.state import Event, StateStore
 from .store.suggestions import SuggestionStore
 
@@ -47,6 +49,8 @@ class Watch:
         self.abandoned = 0  # pages whose detection was given up (too slow, or its worker died on them)
         self.worker_restarts = 0  # detection workers started again (told by the addon)
         self._suggestions: SuggestionStore | None = None  # opened on the first discovered setting
+        self._policies: PolicyStore | None = None  # opened on the first policy page
+        self._policy_pending: dict[str, tuple[PolicySighting, dict]] = {}  # stored after the warnings
 
     def reconfigure(self, region: str | None, max_bytes: int) -> None:
         """New region or size limit for the same data dir: the stores stay open, the detector is replaced whole."""
@@ -98,6 +102,8 @@ class Watch:
                     finding, evs = self.state.record(finding, self.rules.by_id.get(finding.rule_id))
                     out.append(finding)
                     events.extend((e, finding) for e in evs)
+        if self._policy_pending:
+            self._store_policy_versions()
         for event, finding in events:
             log.info("%s: %s %s (%s)", event.type, finding.rule_id, finding.kind, finding.url)
             for listener in list(self.listeners):
@@ -124,7 +130,42 @@ class Watch:
             log.debug("not inspected (%s): %s", obs.note, _host(url))
         if obs.suggestions:
             self._store_suggestions(obs.suggestions)
+        if obs.policy_texts:
+            return obs.findings + self._policy_changes(obs.policy_texts)
         return obs.findings
+
+    def _policy_changes(self, sightings: tuple[PolicySighting, ...]) -> list[Finding]:
+        """Compare each policy page's AI part with the version this install saw last. The new version is stored
+        after the warnings (`_store_policy_versions`): a crash in between shows the change again, never loses it."""
+        out: list[Finding] = []
+        try:
+            if self._policies is None:
+                self._policies = PolicyStore(self.data_dir)
+            for s in sightings:
+                pending = self._policy_pending.get(s.key)
+                previous = pending[1] if pending else self._policies.latest(s.key)
+                change = compare(s, previous)
+                version = {"fingerprint": s.fingerprint, "sentences": list(s.sentences),
+                           "first_seen": s.observed_at, "last_seen": s.observed_at}
+                if previous is not None and previous.get("fingerprint") == s.fingerprint:
+                    version = {**previous, "last_seen": s.observed_at}
+                self._policy_pending[s.key] = (s, version)
+                if change is not None:
+                    rule = self.rules.by_id.get(s.rule_id)
+                    out.append(change_finding(s, change, rule.remedy if rule else None))
+        except Exception as e:  # noqa: BLE001 - like discovery: never let it stop detection
+            log.warning("could not compare a policy document: %s", type(e).__name__)
+        return out
+
+    def _store_policy_versions(self) -> None:
+        pending, self._policy_pending = self._policy_pending, {}
+        try:
+            for s, _ in pending.values():
+                self._policies.record(s.key, {"rule_id": s.rule_id, "platform": s.platform, "document": s.document,
+                                              "title": s.title, "kind": s.kind, "url": s.url},
+                                      s.fingerprint, list(s.sentences), s.observed_at)
+        except Exception as e:  # noqa: BLE001
+            log.warning("could not store a policy document's version: %s", type(e).__name__)
 
     def _store_suggestions(self, suggestions) -> None:
         """Settings that speak of AI but match no rule: host, path and label, for `rules suggest`."""
@@ -141,6 +182,8 @@ class Watch:
         self.state.close()
         if self._suggestions is not None:
             self._suggestions.close()
+        if self._policies is not None:
+            self._policies.close()
 
 
 def _host(url: str) -> str:

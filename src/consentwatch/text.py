@@ -137,3 +137,31 @@ def json_key_regex(key: str) -> re.Pattern[str]:
     The JSON detector scans with it and rule validation checks it for safety, so both see the same pattern."""
     return re.compile(JSON_QUOTE + re.escape(key) + JSON_QUOTE + r"\s*:\s*(true|false|[01](?![0-9.])|" + JSON_QUOTE
                       + r"[a-z]{2,8}" + JSON_QUOTE + ")", re.I)
+
+
+def iso_dates(text: str) -> str:
+    """Normalised text with every date it names written as ISO (2025-11-03), so that "November 3, 2025" and
+    "3 November 2025" compare equal. Overlapping matches: the earliest, then the longest, wins."""
+    spans: list[tuple[int, int, str]] = []
+    for rx, order in _DATE_PATTERNS:
+        for m in rx.finditer(text):
+            parts = dict(zip(order, m.groups()))
+            if "mdy" in parts:
+                a, b = parts.pop("mdy"), parts.pop("dmy")
+                parts["mn"], parts["d"] = (b, a) if int(a) > 12 else (a, b)
+            try:
+                month = int(parts["mn"]) if "mn" in parts else _MONTHS[parts["m"].rstrip(".")]
+                iso = dt.date(int(parts["y"]), month, int(parts["d"])).isoformat()
+            except (KeyError, ValueError):
+                continue
+            spans.append((m.start(), m.end(), iso))
+    if not spans:
+        return text
+    out, pos = [], 0
+    for start, end, iso in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if start < pos:
+            continue
+        out += [text[pos:start], iso]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)

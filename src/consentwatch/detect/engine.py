@@ -18,6 +18,7 @@ from .html_choices import detect_choices, detect_name_states
 from .html_toggles import detect_toggles
 from .json_settings import detect_form, detect_json, looks_like_json
 from .notices import detect_notices
+from .policy_text import PolicyIndex, PolicySighting
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class Observation:
     skipped_region: list[str]  # rule ids that matched but do not apply to the user's region
     note: str = ""  # why nothing was read (undecodable body...), safe to log: never content
     suggestions: tuple[Suggestion, ...] = ()  # AI-labelled controls no rule knows (host, path, label only)
+    policy_texts: tuple[PolicySighting, ...] = ()  # AI-relevant sentences of a policy document (policy_text.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,8 @@ MEMO_SIZE = 64
 
 def _restamp(obs: Observation, when: dt.datetime) -> Observation:
     stamp = when.isoformat(timespec="seconds")
-    return dataclasses.replace(obs, findings=[f.replace(observed_at=stamp) for f in obs.findings])
+    return dataclasses.replace(obs, findings=[f.replace(observed_at=stamp) for f in obs.findings],
+                               policy_texts=tuple(dataclasses.replace(p, observed_at=stamp) for p in obs.policy_texts))
 
 
 class Detector:
@@ -74,6 +77,7 @@ class Detector:
         # less than reading it. Only the observation's timestamps are renewed.
         self._memo: OrderedDict[tuple, Observation] = OrderedDict()
         self.memo_size = memo_size
+        self.policies = PolicyIndex(rules.rules)
 
     def rules_for(self, host: str) -> tuple[Rule, ...]:
         """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
@@ -143,6 +147,7 @@ class Detector:
 
         notice_hits = []
         suggestions: tuple[Suggestion, ...] = ()
+        policy_texts: list[PolicySighting] = []
         if kind in ("json", "html"):
             for h in detect_json(text, list(rules), is_json=(kind == "json"), path=path, method=method):
                 vote(h.rule, h.training_on, "json")
@@ -159,6 +164,9 @@ class Detector:
                 notice_hits = detect_notices(text, low, notice_rules)
             if self.discover:
                 suggestions = tuple(discover(text, low, list(rules), host, path))
+            if self.policies:
+                policy_texts, why = self.policies.read(host, path, url, text, when, rules)
+                note = note or why
 
         findings, skipped = self._toggle_findings(verdicts, url, when, seen_by)
         today = when.date()
@@ -170,7 +178,7 @@ class Detector:
                 kind=POLICY_UPDATE, platform=h.rule.platform, rule_id=h.rule.id, url=url, setting=h.rule.setting_name,
                 effective_date=h.effective_date, observed_at=stamp, remedy=h.rule.remedy, source="notice",
                 seen_by=seen_by))
-        return Observation(findings, skipped, note, suggestions)
+        return Observation(findings, skipped, note, suggestions, tuple(policy_texts))
 
     def _toggle_findings(self, verdicts, url, when, seen_by) -> tuple[list[Finding], list[str]]:
         findings: list[Finding] = []

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Iterable
+from urllib.parse import urlsplit
 
 import jsonschema
 
@@ -86,6 +87,9 @@ def validate_pack(pack: object) -> list[str]:
                 elif n > MAX_PHRASE_WORDS:
                     errors.append(f"{r['id']}: {where}: phrase has {n} words (limit {MAX_PHRASE_WORDS}): "
                                   "match a shorter, distinctive part of it")
+            doc_ids = [doc["id"] for doc in r.get("policy_documents", ())]
+            for dup in sorted({i for i in doc_ids if doc_ids.count(i) > 1}):
+                errors.append(f"{r['id']}: policy_documents: duplicate document id {dup!r}")
             for where, source, flags, anchored in pattern_sources(r):
                 for problem in check_pattern(source, flags, anchored):
                     hint = " (in globs use ** at most once, as the last wildcard)" \
@@ -145,7 +149,16 @@ def pattern_sources(d: dict) -> list[tuple[str, str, int, bool]]:
         if src is not None:
             out.append(("notices/about", src, 0, False))
         out.append(("notices/about", "|".join(f"(?:{raw_phrase_pattern(x)})" for x in notices["about"]), 0, False))
+    for i, doc in enumerate(d.get("policy_documents", ())):
+        out.append((f"policy_documents/{i}/paths", policy_path_source(doc), 0, True))
     return out
+
+
+def policy_path_source(doc: dict) -> str:
+    """The paths of a policy document (its `paths` globs, else its URL's path): whole-path match, '/' optional at
+    the end. detect/policy_text.py compiles the same source."""
+    globs = doc.get("paths") or [urlsplit(doc["url"]).path or "/"]
+    return "^(?:" + "|".join(glob_to_regex(g.rstrip("/") or "/") for g in globs) + ")/?$"
 
 
 def glob_to_regex(glob: str) -> str:

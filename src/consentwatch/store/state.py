@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 
 from tinydb import Query
 
-from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding
+from ..findings import POLICY_CHANGED, POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding
 from .atomic import open_db
 
 STATE_FILE = "state.json"
@@ -46,6 +46,9 @@ class Event:
 def warning_key(f: Finding) -> str:
     if f.kind == POLICY_UPDATE:
         return f"{f.rule_id}:policy:{f.effective_date or 'undated'}"
+    if f.kind == POLICY_CHANGED and f.policy is not None:
+        # one per version of the document's AI part: the same text seen again is the same warning
+        return f"{f.rule_id}:policy-text:{f.policy.document}:{f.policy.fingerprint}"
     return f"{f.rule_id}:toggle"
 
 
@@ -187,4 +190,10 @@ class StateStore:
             "region": self.region, "region_affected": True if self.region else None,
             "hosts": list(rule.hosts) if rule else [], "remedy": f.remedy.to_dict(),
             "resolved_at": None, "dismissed_at": None, "reactivated_at": None,
+            **(_policy_fields(f) if f.policy is not None else {}),
         }
+
+
+def _policy_fields(f: Finding) -> dict:
+    """A policy_changed warning speaks in the words the detector built, and carries the change itself."""
+    return {"title": f.policy.headline, "summary": f.policy.text, "policy": f.policy.to_dict()}
