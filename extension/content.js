@@ -67,7 +67,7 @@
       .close:hover { background: #292524; color: #fafaf9; }
     }`;
 
-  const KIND_LABEL = { toggle_on: 'On by default', toggle_reenabled: 'Switched back on', policy_update: 'Policy change' };
+  const KIND_LABEL = { toggle_on: 'On by default', toggle_reenabled: 'Switched back on', policy_update: 'Policy change', policy_changed: 'Policy text changed' };
 
   let host = null;
   let current = [];

@@ -119,7 +119,7 @@ function renderNotice(state) {
 
 function kindChip(w) {
   const label = CW.KINDS[w.kind] || 'On by default';
-  return el('span', { class: `chip${w.kind === 'policy_update' ? ' info' : ''}` }, label);
+  return el('span', { class: `chip${w.kind.startsWith('policy_') ? ' info' : ''}` }, label);
 }
 
 function warningCard(w, live) {
@@ -132,7 +132,7 @@ function warningCard(w, live) {
 
   const steps = w.remedy.steps.length
     ? [
-      el('p', { class: 'label' }, w.kind === 'policy_update' ? 'Where to opt out' : 'How to switch it off'),
+      el('p', { class: 'label' }, w.kind.startsWith('policy_') ? 'Where to opt out' : 'How to switch it off'),
       el('ol', { class: 'steps', 'aria-label': 'Steps' }, w.remedy.steps.map((s) => el('li', {}, CW.stepLabel(s)))),
     ]
     : [];

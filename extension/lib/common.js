@@ -20,6 +20,7 @@
     toggle_on: 'On by default',
     toggle_reenabled: 'Switched back on',
     policy_update: 'Policy change',
+    policy_changed: 'Policy text changed', // title and summary are the backend's words, shown as they are
   });
 
   /** Accepts only http://127.0.0.1|localhost|[::1][:port]; returns {ok, value} or {ok:false, error}. */

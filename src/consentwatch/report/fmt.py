@@ -114,8 +114,8 @@ def headline(report: dict) -> str:
         parts.append(f"{on} of the {n} platforms you use {'trains' if on == 1 else 'train'} AI on your data right now."
                      if n > 1 else "The platform you use trains AI on your data right now.")
     elif known == 0:
-        parts.append(f"consentwatch has seen policy notices from {plural(n, 'platform')}, but none of their "
-                     "settings yet.")
+        what = "policy notices" if s.get("policy_notices") or not s.get("policy_text_changes") else "policy texts"
+        parts.append(f"consentwatch has seen {what} from {plural(n, 'platform')}, but none of their settings yet.")
     elif known == n:
         parts.append(f"None of the {n} platforms you use is training AI on your data, as far as consentwatch has "
                      "seen." if n > 1 else
@@ -128,6 +128,10 @@ def headline(report: dict) -> str:
     r = s["silently_reenabled"]
     if r:
         parts.append(f"{'One opt-out was' if r == 1 else f'{r} opt-outs were'} undone: training is back on.")
+    t = s.get("policy_text_changes") or 0
+    if t:
+        parts.append(f"{'A privacy policy or terms document says' if t == 1 else f'{t} times a policy document said'}"
+                     " something new about AI.")
     c = s["policy_changes_coming"]
     if c:
         parts.append(f"{'A policy change is' if c == 1 else f'{c} policy changes are'} coming.")

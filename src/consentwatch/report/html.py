@@ -90,6 +90,12 @@ dl.facts dd{margin:0}
 .notices li{background:var(--notice-bg);border-radius:8px;padding:8px 12px;margin:6px 0}
 .notices .when{font-weight:650;color:var(--notice)}
 .notices .seen{color:var(--muted);font-size:14px}
+.ptext ul{list-style:none;padding:0;margin:0}
+.ptext li{background:var(--notice-bg);border-radius:8px;padding:8px 12px;margin:6px 0}
+.ptext .when{font-weight:650;color:var(--notice)}.ptext .seen{color:var(--muted);font-size:14px}
+.ptext q{quotes:none;display:block;font-size:15px;margin:4px 0;padding-left:10px;border-left:3px solid var(--line)}
+.ptext ins{background:#dff0e3;text-decoration:none}.ptext del{background:#f8e1d8}
+.ptext q.add{border-left-color:var(--off)}.ptext q.rem{border-left-color:var(--on);text-decoration:line-through;color:var(--muted)}
 ol.steps{margin:4px 0 10px;padding-left:24px}
 ol.steps li{margin:2px 0}
 .button{display:inline-block;background:#2f4fa8;color:#fff;text-decoration:none;padding:7px 14px;
@@ -249,6 +255,34 @@ def _notices(p: dict, today: str) -> str:
     return f'<div class="notices"><h4>Policy notices</h4><ul>{"".join(items)}</ul></div>'
 
 
+def _diff_runs(runs: list[dict]) -> str:
+    tags = {"-": "del", "+": "ins"}
+    return " ".join(f"<{tags[r['op']]}>{_t(r['text'], 1200)}</{tags[r['op']]}>" if r["op"] in tags else _t(r["text"], 1200)
+                    for r in runs)
+
+
+def _policy_texts(p: dict) -> str:
+    """What the policy documents say about AI now and did not before: a small diff per change."""
+    if not p.get("policy_changes"):
+        return ""
+    items = []
+    for c in p["policy_changes"]:
+        doc = _link(c["url"], clean(c["title"], 120)) if c["url"] else _t(c["title"], 120)
+        if c["basis"] == "shipped":
+            when = f"{doc}: AI clause added on {_time(c['since'])} (known history)"
+            seen = f"You first opened it {_time(c['seen_at'])}."
+        else:
+            when = f"{doc} changed what it says about AI"
+            seen = f"Seen {_time(c['seen_at'])}; before that you saw it {_time(c['last_seen_before'])}."
+        lines = [f'<q class="add">+ {_t(a, 1200)}</q>' for a in c["added"]]
+        lines += [f'<q class="rew">~ {_diff_runs(r["diff"])}</q>' for r in c["reworded"]]
+        lines += [f'<q class="rem">- {_t(r, 1200)}</q>' for r in c["removed"]]
+        dismissed = " You dismissed it." if (c["warning"] or {}).get("status") == "dismissed" else ""
+        items.append(f'<li data-document="{_t(c["document"], 80)}"><span class="when">{when}</span>{"".join(lines)}'
+                     f'<span class="seen">{seen}{dismissed}</span></li>')
+    return f'<div class="ptext"><h4>Policy text about AI</h4><ul>{"".join(items)}</ul></div>'
+
+
 def _remedies(p: dict) -> str:
     out = []
     for r in p["remedies"]:
@@ -286,11 +320,12 @@ def _platform(p: dict, today: str) -> str:
         settings = ('<p class="now">Setting not seen yet: open it (steps below) while consentwatch runs to '
                     "learn whether it is on.</p>")
     elif not p["settings"]:
-        settings = '<p class="now">There is no setting to watch here: the policy notice below is the news.</p>'
+        news = "policy notice" if p["notices"] else "policy text"
+        settings = f'<p class="now">There is no setting to watch here: the {news} below is the news.</p>'
     return (
         f'<article class="platform s-{escape(p["status"])}" data-platform="{_t(p["platform"], 60)}">'
         f'<div class="phead"><h3>{_t(p["name"], 80)}</h3>{_badges(p)}</div>'
-        f"{settings}{_notices(p, today)}{_remedies(p)}{_meta(p)}</article>"
+        f"{settings}{_notices(p, today)}{_policy_texts(p)}{_remedies(p)}{_meta(p)}</article>"
     )
 
 
@@ -380,7 +415,7 @@ def render_html(report: dict) -> str:
 {body}
 <footer>
 <p>This page holds only what consentwatch stored: the state of each AI-training setting and when it changed,
-the dates of policy notices, and the rules' advice. No page content, no messages, nothing from your account.
+the dates of policy notices, the AI sentences of public policy documents, and the rules' advice. No other page content, no messages, nothing from your account.
 It was made on your computer and sent nowhere.{rules}</p>
 </footer>
 </main>

@@ -124,6 +124,19 @@ def render_markdown(report: dict) -> str:
                 where = f" on {md(short_url(n['seen_on']))}" if n["seen_on"] else ""
                 out.append(f"- {when[0].upper() + when[1:]}: {md(n['title'])} (seen {fmt_date(n['first_seen'])}{where})")
             out.append("")
+        for c in p.get("policy_changes") or []:
+            if c["basis"] == "shipped":
+                out += [f"{md(c['title'], 120, start=True)}: AI clause added on {fmt_date(c['since'])} "
+                        f"(known history; you first opened it {fmt_date(c['seen_at'])}):", ""]
+            else:
+                out += [f"{md(c['title'], 120, start=True)} changed what it says about AI (seen {fmt_date(c['seen_at'])}; "
+                        f"before that you saw it {fmt_date(c['last_seen_before'])}):", ""]
+            out += [f"- added: {md(a, 1200)}" for a in c["added"]]
+            out += ["- reworded: " + " ".join(md(r["text"], 1200) if r["op"] == "=" else f"~~{md(r['text'], 1200)}~~"
+                                             if r["op"] == "-" else f"**{md(r['text'], 1200)}**" for r in rw["diff"])
+                    for rw in c["reworded"]]
+            out += [f"- removed: ~~{md(r, 1200)}~~" for r in c["removed"]]
+            out.append("")
         for r in p["remedies"]:
             label = "How to opt out" + (" (if it comes back on)" if p["status"] == TRAINING_OFF else "")
             out += [f"{label}:", ""]
@@ -143,6 +156,6 @@ def render_markdown(report: dict) -> str:
             out += ["Only the browser extension can see these (their settings exist only in the page your browser "
                     "shows): " + ", ".join(md(x["name"], 40) for x in page) + ".", ""]
     out += ["---", "", "Only stored facts: setting states and dates, policy dates, the rules' advice. "
-            "No page content." + (f" Rules {md(report['rules_version'], 40)}." if report.get("rules_version") else ""),
+            "No page content beyond the AI sentences of public policy documents." + (f" Rules {md(report['rules_version'], 40)}." if report.get("rules_version") else ""),
             ""]
     return "\n".join(out)

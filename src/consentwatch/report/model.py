@@ -14,6 +14,7 @@ Vocabulary (state means "is the platform using your data for AI", whatever the s
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -31,6 +32,7 @@ STATUS_ORDER = (TRAINING_ON, POLICY_CHANGE_COMING, POLICY_IN_EFFECT, TRAINING_OF
 
 TOGGLE_KINDS = ("toggle_on", "toggle_reenabled")
 POLICY_KIND = "policy_update"
+POLICY_TEXT_KIND = "policy_changed"
 
 _UTC = dt.UTC
 
@@ -202,6 +204,56 @@ def _notice_facts(w: dict, rule: dict | None, today: dt.date) -> dict:
     }
 
 
+def _strs(value: Any, limit: int = 200) -> list[str]:
+    return [v for v in value if isinstance(v, str) and v][:limit] if isinstance(value, list) else []
+
+
+def word_diff(before: str, after: str) -> list[dict]:
+    """The words of a reworded sentence as runs: {"op": "=", "-" or "+", "text"}."""
+    a, b = before.split(), after.split()
+    out: list[dict] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.append({"op": "=", "text": " ".join(a[i1:i2])})
+            continue
+        if i2 > i1:
+            out.append({"op": "-", "text": " ".join(a[i1:i2])})
+        if j2 > j1:
+            out.append({"op": "+", "text": " ".join(b[j1:j2])})
+    return out
+
+
+def _policy_change_facts(w: dict) -> dict:
+    """A policy_changed warning: the document, when, and the change as sentences (a word diff for rewordings)."""
+    pol = w.get("policy") if isinstance(w.get("policy"), Mapping) else {}
+    reworded = []
+    for r in pol.get("reworded") or []:
+        if isinstance(r, Mapping) and isinstance(r.get("before"), str) and isinstance(r.get("after"), str):
+            reworded.append({"before": r["before"], "after": r["after"], "diff": word_diff(r["before"], r["after"])})
+    added_on = [{"text": a["text"], "date": a["date"]} for a in pol.get("added_on") or []
+                if isinstance(a, Mapping) and isinstance(a.get("text"), str) and parse_date(a.get("date"))]
+    return {
+        "id": _str(w.get("id")) or "",
+        "rule_id": _str(w.get("rule_id")) or "",
+        "document": _str(pol.get("document")) or "",
+        "title": _str(pol.get("title")) or _str(w.get("setting")) or "policy document",
+        "kind": pol.get("kind") if pol.get("kind") in ("privacy", "terms") else None,
+        "url": _url(pol.get("url")) or _url(w.get("url")),
+        "basis": pol.get("basis") if pol.get("basis") in ("seen", "shipped") else "seen",
+        "since": parse_date(pol.get("since")).isoformat() if parse_date(pol.get("since")) else None,
+        "seen_at": _ts(w.get("first_seen")),
+        "seen_before": _ts(pol.get("seen_before")),
+        "last_seen_before": _ts(pol.get("last_seen_before")),
+        "headline": _str(w.get("title")) or "",
+        "added": _strs(pol.get("added")),
+        "removed": _strs(pol.get("removed")),
+        "reworded": reworded,
+        "added_on": added_on,
+        "sources": [u for u in _strs(pol.get("sources")) if _url(u)],
+        "warning": _warning_ref(w),
+    }
+
+
 def _platform_status(settings: list[dict], notices: list[dict]) -> str:
     if any(s["state"] == "on" for s in settings):
         return TRAINING_ON
@@ -225,12 +277,15 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
 
     toggles: dict[str, dict] = {}
     notices_w: list[dict] = []
+    texts_w: list[dict] = []
     for w in sorted(warnings, key=lambda w: _ts_key(w.get("first_seen"))):
         rid = w.get("rule_id")
         if not isinstance(rid, str):
             continue
         if w.get("kind") == POLICY_KIND:
             notices_w.append(dict(w))
+        elif w.get("kind") == POLICY_TEXT_KIND:
+            texts_w.append(dict(w))
         elif w.get("kind") in TOGGLE_KINDS:
             toggles[rid] = dict(w)  # one per rule; the latest wins if a file holds more
 
@@ -247,7 +302,8 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
     platforms: dict[str, dict] = {}
 
     def platform_entry(pid: str) -> dict:
-        return platforms.setdefault(pid, {"platform": pid, "settings": [], "notices": [], "_names": []})
+        return platforms.setdefault(pid, {"platform": pid, "settings": [], "notices": [], "policy_changes": [],
+                                          "_names": []})
 
     for rid in sorted(set(hist_by_rule) | set(toggles)):
         entries = hist_by_rule.get(rid, [])
@@ -263,9 +319,15 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
         p["notices"].append(_notice_facts(w, rules_by_id.get(w["rule_id"]), today))
         p["_names"].append(w.get("platform_name"))
 
+    for w in texts_w:
+        p = platform_entry(platform_of(w["rule_id"], w))
+        p["policy_changes"].append(_policy_change_facts(w))
+        p["_names"].append(w.get("platform_name"))
+
     out_platforms = []
     for pid, p in platforms.items():
-        rule_ids = [s["rule_id"] for s in p["settings"]] + [n["rule_id"] for n in p["notices"]]
+        rule_ids = ([s["rule_id"] for s in p["settings"]] + [n["rule_id"] for n in p["notices"]]
+                    + [c["rule_id"] for c in p["policy_changes"]])
         names = [rules_by_id.get(r, {}).get("platform_name") for r in rule_ids] + p.pop("_names")
         name = next((n for n in names if isinstance(n, str) and n.strip()), None) or pid
         # notices: coming ones first (soonest first), then in effect (newest first), then undated
@@ -296,6 +358,7 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
             "has_setting": has_setting,
             "settings": p["settings"],
             "notices": p["notices"],
+            "policy_changes": sorted(p["policy_changes"], key=lambda c: _ts_key(c["seen_at"]), reverse=True),
             "remedies": remedies,
             "sources": sources,
             "rules_verified": min(verified) if verified else None,
@@ -315,6 +378,7 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
 
     stamps = [parse_ts(c["at"]) for p in out_platforms for s in p["settings"] for c in s["changes"]]
     stamps += [parse_ts(n["first_seen"]) for p in out_platforms for n in p["notices"]]
+    stamps += [parse_ts(c["seen_at"]) for p in out_platforms for c in p["policy_changes"]]
     dates = [t.date() for t in stamps if t]
     ends = [today] + [parse_date(n["effective_date"]) for p in out_platforms for n in p["notices"] if n["days_left"]]
     span = {"start": min(dates).isoformat(), "end": max(d for d in ends if d).isoformat()} if dates else None
@@ -336,6 +400,7 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
             "policy_notices": sum(len(p["notices"]) for p in out_platforms),
             "silently_reenabled": sum(s["reenabled_now"] for s in settings_all),
             "state_changes": sum(s["changes_total"] for s in settings_all),
+            "policy_text_changes": sum(len(p["policy_changes"]) for p in out_platforms),
         },
         "span": span,
         "platforms": out_platforms,

@@ -29,6 +29,7 @@ PW = X1 - X0
 ON, OFF, MIXED = "#b4532a", "#a5d6bb", "url(#cw-mixed)"
 OFF_EDGE = "#3f8a64"
 NOTICE = "#4f55b8"
+TEXT = "#7a4a9c"  # a policy document's AI text changed
 TRACK = "#ece9e2"
 INK, MUTED = "#22252b", "#5d6470"
 MAX_SEGMENTS = 60  # more than this (or slivers under MIN_W px): draw in bins
@@ -165,16 +166,19 @@ def _rows(report: dict) -> list[dict]:
     rows = []
     for p in report["platforms"]:
         name = clean(p["name"], 30)
+        texts = p.get("policy_changes") or []
         for i, s in enumerate(p["settings"]):
             rows.append({"name": name, "label": clean(s["setting"], 38), "setting": s,
-                         "notices": p["notices"] if i == 0 else [], "full": f"{clean(p['name'])}: {clean(s['setting'])}"})
+                         "notices": p["notices"] if i == 0 else [], "texts": texts if i == 0 else [],
+                         "full": f"{clean(p['name'])}: {clean(s['setting'])}"})
         if not p["settings"]:
-            rows.append({"name": name, "label": "policy notice", "setting": None, "notices": p["notices"],
-                         "full": f"{clean(p['name'])}: policy notice"})
+            label = "policy notice" if p["notices"] else "policy text"
+            rows.append({"name": name, "label": label, "setting": None, "notices": p["notices"], "texts": texts,
+                         "full": f"{clean(p['name'])}: {label}"})
     for row in rows:
         s = row["setting"]
         many = bool(s) and len(s["reenabled_at"]) > MAX_MARKERS
-        row["lanes"] = int(many) + len(row["notices"])  # one lane each: nothing overlaps
+        row["lanes"] = int(many) + len(row["notices"]) + len(row["texts"])  # one lane each: nothing overlaps
         row["h"] = ROW_H + LANE_H * row["lanes"]
     return rows
 
@@ -194,7 +198,21 @@ def _legend(used: dict) -> list[tuple[str, str]]:
         items.append((f'<line x1="0" y1="-4" x2="12" y2="-4" stroke="{NOTICE}" stroke-width="2" '
                        f'stroke-dasharray="4 3"/><path d="M15,-10 L21,-4 L15,2 L9,-4 Z" fill="{NOTICE}"/>',
                       "policy announced, takes effect"))
+    if used.get("text"):
+        items.append((f'<rect x="4" y="-9" width="10" height="10" fill="{TEXT}"/>', "policy text about AI changed"))
     return items
+
+
+def _text_change(c: dict) -> str:
+    """'+1 AI sentence, 1 reworded' for a timeline label."""
+    bits = []
+    if c["added"]:
+        bits.append(f"+{len(c['added'])} AI sentence{'s' if len(c['added']) != 1 else ''}")
+    if c["reworded"]:
+        bits.append(f"{len(c['reworded'])} reworded")
+    if c["removed"]:
+        bits.append(f"-{len(c['removed'])} removed")
+    return ", ".join(bits) or "changed"
 
 
 def timeline_svg(report: dict) -> str:
@@ -210,7 +228,7 @@ def timeline_svg(report: dict) -> str:
     axis_y = TOP + plot_h
     out: list[str] = []
     desc: list[str] = []
-    used = dict.fromkeys(("on", "off", "mixed", "reenable", "notice"), False)
+    used = dict.fromkeys(("on", "off", "mixed", "reenable", "notice", "text"), False)
 
     # the future (after today), lightly hatched; then gridlines and the axis
     if x_today < X1:
@@ -291,6 +309,27 @@ def timeline_svg(report: dict) -> str:
                          f'stroke-width="2"/><text x="{x + 10}" y="{lane + 4}" font-size="11.5" fill="{NOTICE}" {HALO}>'
                          f'policy notice, no date given</text>')
                 desc.append(f"{clean(row['name'])}: policy notice seen {fmt_date(n['first_seen'])}, no date given.")
+            lane += LANE_H
+        for c in row["texts"]:
+            used["text"] = True
+            t = parse_ts(c["seen_at"]) if c["basis"] == "seen" else (_day(parse_date(c["since"])) if parse_date(c["since"]) else None)
+            if t is None:
+                continue
+            label = f"{clean(c['title'], 40)}: {_text_change(c)}"
+            x = scale.x(t)
+            if t < scale.t0:  # a clause added before the picture starts: an arrow to the left
+                x = X0 + 8
+                g.append(f'<path class="mark-text" d="M{x - 8},{lane} L{x + 2},{lane - 6} L{x + 2},{lane + 6} Z" '
+                         f'fill="{TEXT}"/>')
+                label += f" (added {fmt_date(c['since'])})"
+            else:
+                g.append(f'<rect class="mark-text" x="{x - 5}" y="{lane - 5}" width="10" height="10" fill="{TEXT}" '
+                         f'stroke="#fff" stroke-width="1.2"/>')
+            tw = _text_w(label)
+            tx, anchor = (x - 11, "end") if x > X0 + (X1 - X0) * 0.55 else (x + 11, "start")
+            g.append(f'<text x="{tx}" y="{lane + 4}" text-anchor="{anchor}" font-size="11.5" fill="{TEXT}" {HALO}>'
+                     f'{_e(label)}</text>')
+            desc.append(f"{clean(row['name'])}: {label}, seen {fmt_date(c['seen_at'])}.")
             lane += LANE_H
         g.append("</g>")
         out += g
