@@ -4,7 +4,7 @@
 
 The data lives here, in one block, so it can be applied again to a pack someone else rewrote (a rebase):
 the script sets `policy_documents` on the rules named below, adds the field to schema.json if it is missing,
-and bumps the pack version once (".1" appended) when the pack changed. Idempotent: a second run changes
+and bumps the pack version (".1" appended) when it applies them to a pack that had none. Idempotent: a second run changes
 nothing. `--check` exits 1 when the pack or the schema is not up to date. Re-sign the pack afterwards
 (docs/RULES.md, "Signing and publishing").
 
@@ -102,8 +102,6 @@ POLICY_DOCUMENTS: dict[str, list[dict]] = {
                 {
                     "date": "2024-11-15",
                     "added": [
-                        "Depending on your settings, or if you decide to share your data, we may share or disclose "
-                        "your information with third parties.",
                         "If you do not opt out, in some instances the recipients of the information may use it for "
                         "their own independent purposes in addition to those stated in X's Privacy Policy, "
                         "including, for example, to train their artificial intelligence models, whether generative "
@@ -112,7 +110,8 @@ POLICY_DOCUMENTS: dict[str, list[dict]] = {
                     "sources": [
                         f"{OTA}/pga-versions/blob/main/X/Privacy%20Policy.md",
                     ],
-                    "note": "'Third-party collaborators' in section 3.2 of the policy effective 2024-11-15.",
+                    "note": "'Third-party collaborators' in section 3.2 of the policy effective 2024-11-15 (the "
+                            "sentence before it, on sharing with third parties, says nothing of AI).",
                 },
             ],
         },
@@ -274,6 +273,7 @@ SCHEMA_PROPERTY = {
 
 def apply(pack: dict, schema: dict) -> tuple[dict, dict, list[str]]:
     """(pack, schema, what changed). Inputs are not modified."""
+    pack_in = pack
     pack = json.loads(json.dumps(pack))
     schema = json.loads(json.dumps(schema))
     changed: list[str] = []
@@ -295,8 +295,9 @@ def apply(pack: dict, schema: dict) -> tuple[dict, dict, list[str]]:
     if props.get("policy_documents") != SCHEMA_PROPERTY:
         props["policy_documents"] = SCHEMA_PROPERTY
         changed.append("schema: rule/policy_documents")
-    if any(c.endswith(": policy_documents") for c in changed):
-        pack["version"] = f"{pack['version']}.1"
+    fresh = not any(r.get("policy_documents") for r in pack_in["rules"])
+    if fresh and any(c.endswith(": policy_documents") for c in changed):
+        pack["version"] = f"{pack['version']}.1"  # a pack that had none: installs refresh to it
     return pack, schema, changed
 
 

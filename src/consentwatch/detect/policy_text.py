@@ -51,12 +51,11 @@ _BREAK = frozenset(("br", "hr"))
 
 _TYPO = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\u2013": "-",
                        "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u200b": "", "\u00ad": "", "\u2026": "..."})
-_WS = re.compile(r"\s+")
 # A sentence ends at . ! or ? (a closing quote or bracket may follow) before a space and a capital or a digit.
 _SPLIT = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["')\]])) (?=["'(\[]?[A-Z0-9])""")
 # Section numbers and bullets in front of a block or sentence: "2.1 ", "1. ", "(a) ", "iv) ", "• ".
 _NUMBERING = re.compile(r"(?:\(?(?:\d{1,3}|[a-zA-Z]|[ivxIVX]{1,6})[.)]|\d{1,3}(?:\.\d{1,3}){1,4}\.?|[*>\u2022\u00b7\u25aa\u25e6-]) ")
-_WORD = re.compile(r"[a-z0-9]+")
+_NOT_WORD = re.compile(r"[^a-z0-9]")
 
 # The shared vocabulary (on normalised, lower-case text). Training words count only beside a model-ish word,
 # so "we train our staff" stays out.
@@ -118,12 +117,12 @@ class PolicySighting:
 
 def clean(text: str) -> str:
     """Typographic quotes and dashes made plain, whitespace collapsed, case kept."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text.translate(_TYPO)).translate(_TYPO)).strip()
+    return " ".join(unicodedata.normalize("NFKC", text.translate(_TYPO)).translate(_TYPO).split())
 
 
 def sentence_key(sentence: str) -> str:
     """What a sentence is compared by: its words, lower case, dates as ISO; punctuation and spacing do not count."""
-    return " ".join(_WORD.findall(iso_dates(norm(sentence))))
+    return " ".join(_NOT_WORD.sub(" ", iso_dates(norm(sentence))).split())
 
 
 def fingerprint(keys: Iterable[str]) -> str:
