@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 import policy_pages as pp
-from conftest import cli, write_flow
+from conftest import cli, missing_prerequisite, write_flow
 from consentwatch.detect import policy_text as pt
 from consentwatch.detect.engine import Detector
 from consentwatch.rules.model import load_pack, shipped_pack
@@ -288,3 +289,31 @@ def test_replay_a_shell_or_a_translation_between_two_views_changes_nothing(tmp_p
     assert changes(replay(data_dir, flow)) == []
     stored = json.loads((data_dir / "policies.json").read_text())["documents"]
     assert [len(d["versions"]) for d in stored.values()] == [1]
+
+
+# -- the extension shows the backend's words ---------------------------------------------------------------
+
+SANITIZE = r"""
+const fs = require('fs'); const vm = require('vm');
+const ctx = { URL, Intl, Date, console }; ctx.globalThis = ctx; vm.createContext(ctx);
+vm.runInContext(fs.readFileSync(process.argv[1], 'utf8'), ctx);
+console.log(JSON.stringify([ctx.CW.sanitizeWarning(JSON.parse(process.argv[2])), ctx.CW.KINDS]));
+"""
+
+
+def test_the_extension_keeps_a_policy_change_and_its_words(tmp_path, data_dir):
+    node = shutil.which("node")
+    if not node:
+        missing_prerequisite("node is not installed")
+    replay(data_dir, write_flow(tmp_path / "q1.flow", pp.QUORA_URL, pp.quora("v2")))
+    replay(data_dir, write_flow(tmp_path / "q2.flow", pp.QUORA_URL, pp.quora("v1")))
+    [w] = json.loads(cli("report", "--format", "json", "--data-dir", str(data_dir)).stdout)["platforms"][0]["policy_changes"]
+    stored = json.loads((data_dir / "state.json").read_text())["warnings"]
+    [warning] = [x for x in stored.values() if x["id"] == w["id"]]
+    out = subprocess.run([node, "-e", SANITIZE, str(ROOT / "extension" / "lib" / "common.js"), json.dumps(warning)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    shown, kinds = json.loads(out.stdout)
+    assert shown["kind"] == "policy_changed" and kinds["policy_changed"] == "Policy text changed"
+    assert shown["title"] == warning["title"] and shown["summary"] == warning["summary"]
+    assert "now says" in shown["summary"] and "New since you saw it on" in shown["summary"]

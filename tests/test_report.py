@@ -94,7 +94,7 @@ def test_story_facts(story):
     r = validate(collect(story, TODAY))
     assert [p["platform"] for p in r["platforms"]] == ["linkedin", "x", "wordpress"]  # most urgent first
     assert r["summary"] == {"platforms_seen": 3, "training_on": 2, "training_off": 1, "policy_changes_coming": 1,
-                            "policy_notices": 1, "silently_reenabled": 1, "state_changes": 6}
+                            "policy_notices": 1, "silently_reenabled": 1, "state_changes": 6, "policy_text_changes": 0}
     assert r["span"] == {"start": "2025-09-20", "end": "2025-11-03"}
     names = {p["platform"]: p["name"] for p in r["platforms"]}
     assert names == {"linkedin": "LinkedIn", "x": "X", "wordpress": "WordPress.com"}

@@ -190,6 +190,7 @@ class StateStore:
             "region": self.region, "region_affected": True if self.region else None,
             "hosts": list(rule.hosts) if rule else [], "remedy": f.remedy.to_dict(),
             "resolved_at": None, "dismissed_at": None, "reactivated_at": None,
+            "policy": None,  # policy_changed: the change itself (below)
             **(_policy_fields(f) if f.policy is not None else {}),
         }
 
