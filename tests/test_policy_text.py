@@ -107,6 +107,20 @@ def test_a_translation_or_an_empty_shell_is_not_read():
     assert shell.policy_texts == () and shell.note
 
 
+def test_a_region_of_the_page_is_not_the_document():
+    # what the page eye sends: the smallest region around what it saw, not the whole policy
+    region = b'<div role="region"><p>' + pp.QUORA_AI.encode() + b"</p>" + b"<p>More text here.</p>" * 200 + b"</div>"
+    obs = Detector(RULES, discover=False, memo_size=0).detect(pp.QUORA_URL, "text/html", region, observed_at=T0)
+    assert obs.policy_texts == () and "region" in obs.note
+
+
+def test_a_main_element_that_is_only_a_hero_does_not_hide_the_document():
+    head, _, tail = pp.quora("v1").rpartition(b"</main>")
+    body = head.replace(b"<main>", b'<main><h1>Privacy</h1></main><div class="doc">') + b"</div>" + tail
+    [s] = read(pp.QUORA_URL, body)
+    assert s.sentences == (pp.QUORA_AI,)
+
+
 def test_other_pages_of_the_host_are_not_policy_documents():
     det = Detector(RULES, discover=False, memo_size=0)
     for url in ("https://www.linkedin.com/feed/", "https://www.linkedin.com/legal/privacy-policy/archive",

@@ -49,8 +49,9 @@ _BLOCK = frozenset(
     "h4 h5 h6 header hr html li main ol p pre section summary table tbody td tfoot th thead tr ul".split())
 _BREAK = frozenset(("br", "hr"))
 
-_TYPO = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u00a0": " ", "\u2013": "-",
-                       "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u200b": "", "\u00ad": "", "\u2026": "..."})
+# Typographic characters made plain (str.replace per character: str.translate with a dict is ~50x slower).
+_TYPO = (("\u2019", "'"), ("\u2018", "'"), ("\u201c", '"'), ("\u201d", '"'), ("\u00a0", " "), ("\u2013", "-"),
+         ("\u2014", "-"), ("\u2010", "-"), ("\u2011", "-"), ("\u200b", ""), ("\u00ad", ""), ("\u2026", "..."))
 # A sentence ends at . ! or ? (a closing quote or bracket may follow) before a space and a capital or a digit.
 _SPLIT = re.compile(r"""(?:(?<=[.!?])|(?<=[.!?]["')\]])) (?=["'(\[]?[A-Z0-9])""")
 # Section numbers and bullets in front of a block or sentence: "2.1 ", "1. ", "(a) ", "iv) ", "• ".
@@ -65,7 +66,10 @@ AI_TERMS = re.compile(
 TRAIN_TERMS = re.compile(r"(?<![a-z0-9])(?:train|trains|trained|training|retrain(?:s|ed|ing)?|"
                          r"fine[- ]?tun(?:e|es|ed|ing))(?![a-z0-9])")
 MODEL_TERMS = re.compile(r"(?<![a-z0-9])(?:models?|algorithms?|systems?|technolog(?:y|ies))(?![a-z0-9])")
-PATTERNS = (_SPLIT, _NUMBERING, AI_TERMS, TRAIN_TERMS, MODEL_TERMS)  # for the linear-time check
+# A whole document starts with <!doctype>, <html>, <head> or <body> (within its first bytes, after a BOM or comments).
+_WHOLE = re.compile(r"<(?:!doctype|html|head|body)[\s>]", re.I)
+WHOLE_WITHIN = 4096
+PATTERNS = (_SPLIT, _NUMBERING, AI_TERMS, TRAIN_TERMS, MODEL_TERMS, _WHOLE)  # for the linear-time check
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +119,24 @@ class PolicySighting:
 
 # -- text ------------------------------------------------------------------------------------------------
 
+def _plain(text: str) -> str:
+    for typo, plain in _TYPO:
+        if typo in text:
+            text = text.replace(typo, plain)
+    return text
+
+
+def clean_lines(text: str) -> str:
+    """Typographic quotes and dashes made plain, NFKC; line breaks and case kept."""
+    t = _plain(text)
+    if not unicodedata.is_normalized("NFKC", t):
+        t = _plain(unicodedata.normalize("NFKC", t))  # NFKC turns U+2011 into U+2010
+    return t
+
+
 def clean(text: str) -> str:
-    """Typographic quotes and dashes made plain, whitespace collapsed, case kept."""
-    return " ".join(unicodedata.normalize("NFKC", text.translate(_TYPO)).translate(_TYPO).split())
+    """`clean_lines`, whitespace collapsed: the form a sentence is kept in."""
+    return " ".join(clean_lines(text).split())
 
 
 def sentence_key(sentence: str) -> str:
@@ -146,8 +165,9 @@ def _cut(s: str) -> str:
     return s[:cut if cut > MAX_SENTENCE_CHARS // 2 else MAX_SENTENCE_CHARS] + " ..."
 
 
-def speaks_of_ai(sentence: str, about: re.Pattern[str] | None = None) -> bool:
-    low = norm(sentence)
+def speaks_of_ai(sentence: str, about: re.Pattern[str] | None = None, cleaned: bool = False) -> bool:
+    """`cleaned`: the sentence already went through `clean` (lower case is then all `norm` would add)."""
+    low = sentence.lower() if cleaned else norm(sentence)
     if AI_TERMS.search(low):
         return True
     if TRAIN_TERMS.search(low) and MODEL_TERMS.search(low):
@@ -164,9 +184,13 @@ def text_blocks(doc: LexborHTMLParser) -> list[str]:
     """The document's visible text, one string per block (paragraph, list item, cell, heading), in order.
 
     Inline markup does not split a block, so the same words give the same blocks however the page nests them."""
-    root = doc.css_first("main") or doc.css_first("[role=main]") or doc.body
-    if root is None:
+    body = doc.body
+    if body is None:
         return []
+    root = body
+    main = doc.css_first("main") or doc.css_first("[role=main]")
+    if main is not None and len(main.text(deep=True)) * 2 >= len(body.text(deep=True)):
+        root = main  # the document itself; a <main> holding a small part of the text is a hero, not the policy
     for node in root.css(_DROP):
         node.decompose()
     if root.tag == "body":
@@ -205,18 +229,23 @@ def text_blocks(doc: LexborHTMLParser) -> list[str]:
         elif tag in _BREAK:
             out.append("\n")
             last = -1
-    return [b for b in (clean(x) for x in "".join(out).split("\n")) if b]
+    return [b for b in (" ".join(x.split()) for x in clean_lines("".join(out)).split("\n")) if b]
 
 
 def ai_sentences(blocks: Iterable[str], about: re.Pattern[str] | None = None) -> list[str]:
     """The sentences of `blocks` that speak of AI, normalised, one per clause (the first wins), page order."""
     out: list[str] = []
     seen: set[str] = set()
+    seen_text: set[str] = set()
     for block in blocks:
+        low = block.lower()
+        if not (AI_TERMS.search(low) or TRAIN_TERMS.search(low) or (about is not None and about.search(low))):
+            continue  # most of a policy: no sentence of this block can speak of AI
         for part in _SPLIT.split(_strip_numbering(block)):
             s = _cut(_strip_numbering(part.strip()))
-            if len(s) < MIN_SENTENCE_CHARS or not speaks_of_ai(s, about):
+            if len(s) < MIN_SENTENCE_CHARS or s in seen_text or not speaks_of_ai(s, about, cleaned=True):
                 continue
+            seen_text.add(s)
             key = sentence_key(s)
             if key and key not in seen:
                 seen.add(key)
@@ -276,6 +305,10 @@ class PolicyIndex:
         docs = self.documents_for(host, path, rules)
         if not docs:
             return [], ""
+        if _WHOLE.search(html, 0, WHOLE_WITHIN) is None:
+            # a region of the page (the page eye sends the smallest one that holds what it saw) is not the
+            # document: reading it would "remove" every clause outside it
+            return [], "policy page region, not the whole document"
         parsed = LexborHTMLParser(html)
         lang = page_language(parsed)
         if lang and not lang.startswith("en"):
