@@ -209,6 +209,30 @@ POLICY_DOCUMENTS: dict[str, list[dict]] = {
             "sources": [f"{OTA}/pga-declarations/blob/main/declarations/Quora.json"],
         },
     ],
+    "grok.improve-the-model": [
+        {
+            "id": "privacy-policy", "kind": "privacy", "title": "Privacy Policy",
+            "url": "https://x.ai/legal/privacy-policy",
+            "sources": [f"{OTA}/genai-eu-declarations/blob/main/declarations/Grok.json"],
+        },
+        {
+            "id": "terms-of-service", "kind": "terms", "title": "Terms of Service",
+            "url": "https://x.ai/legal/terms-of-service",
+            "sources": [f"{OTA}/genai-eu-declarations/blob/main/declarations/Grok.json"],
+        },
+    ],
+    "perplexity.ai-data-retention": [
+        {
+            "id": "privacy-policy", "kind": "privacy", "title": "Privacy Policy",
+            "url": "https://www.perplexity.ai/hub/legal/privacy-policy", "hosts": ["perplexity.ai"],
+            "sources": [f"{OTA}/genai-eu-declarations/blob/main/declarations/Perplexity.json"],
+        },
+        {
+            "id": "terms-of-service", "kind": "terms", "title": "Terms of Service",
+            "url": "https://www.perplexity.ai/hub/legal/terms-of-service", "hosts": ["perplexity.ai"],
+            "sources": [f"{OTA}/genai-eu-declarations/blob/main/declarations/Perplexity.json"],
+        },
+    ],
     "reddit.ai-licensing": [
         {
             "id": "privacy-policy", "kind": "privacy", "title": "Privacy Policy",

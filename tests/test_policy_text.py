@@ -182,7 +182,7 @@ def test_a_hostile_page_is_read_in_bounded_work():
 
 def test_shipped_documents_and_history():
     documented = [r for r in RULES.rules if r.data.get("policy_documents")]
-    assert {r.platform for r in documented} >= {"linkedin", "x", "meta", "reddit", "quora", "tumblr"}
+    assert {r.platform for r in documented} >= {"linkedin", "x", "meta", "reddit", "quora", "tumblr", "perplexity"}
     watched = 0
     for rule in documented:
         for doc in rule.data["policy_documents"]:
