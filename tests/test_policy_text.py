@@ -331,3 +331,11 @@ def test_the_extension_keeps_a_policy_change_and_its_words(tmp_path, data_dir):
     assert shown["kind"] == "policy_changed" and kinds["policy_changed"] == "Policy text changed"
     assert shown["title"] == warning["title"] and shown["summary"] == warning["summary"]
     assert "now says" in shown["summary"] and "New since you saw it on" in shown["summary"]
+
+
+def test_first_visit_names_the_newest_clause_first():
+    [x] = read(pp.X_URL, pp.x("2024"))
+    change = pt.compare(x, None)
+    assert [d for _, d in change.added_on] == ["2024-11-15", "2023-09-29"]
+    assert change.headline == "X's Privacy Policy says something about AI that was added on 2024-11-15"
+    assert change.text.endswith("This clause was added on 2024-11-15. It has 1 more dated AI clause(s), added on 2023-09-29.")

@@ -383,7 +383,8 @@ def compare(s: PolicySighting, previous: dict | None) -> PolicyChange | None:
     if previous is None:
         if not s.dated:
             return None
-        added_on = tuple((text, date) for text, date, _ in s.dated)
+        newest_first = sorted(s.dated, key=lambda d: d[1], reverse=True)  # stable: page order within a date
+        added_on = tuple((text, date) for text, date, _ in newest_first)
         sources = tuple(dict.fromkeys(src for _, _, srcs in s.dated for src in srcs))
         return _change(s, "shipped", added=tuple(t for t, _ in added_on), added_on=added_on, sources=sources,
                        since=max(d for _, d in added_on))
@@ -415,8 +416,10 @@ def _change(s: PolicySighting, basis: str, since: str | None, **kw) -> PolicyCha
         first = kw["added_on"][0]
         headline = f"{doc} says something about AI that was added on {first[1]}"
         text = f"{doc} says: {_quote(first[0])} This clause was added on {first[1]}."
-        if len(kw["added_on"]) > 1:
-            text += f" {len(kw['added_on']) - 1} more AI clause(s) were added since {min(d for _, d in kw['added_on'])}."
+        others = sorted({d for _, d in kw["added_on"][1:]}, reverse=True)
+        if others:
+            text += (f" It has {len(kw['added_on']) - 1} more dated AI clause(s), added on "
+                     f"{', '.join(others)}.")
     else:
         when = f" on {since}" if since else ""
         if added or reworded:
