@@ -5,7 +5,7 @@ only hands its addons to mitmproxy, so people keep their own mitmproxy command l
 """
 
 from consentwatch import logs
-from consentwatch.assembly import default_addons
+from consentwatch.assembly import default_addons, front_addons
 
 logs.install_on_root()  # mitmproxy's own log handlers: consentwatch's lines with its prefix, scrubbed
-addons = default_addons()
+addons = [*front_addons(), *default_addons()]

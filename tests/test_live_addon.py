@@ -181,7 +181,7 @@ async def test_run_master_intercepts_only_rule_hosts(data):
         assert m.options.listen_host == "127.0.0.1" and m.options.mode == ["regular"]
         assert Path(m.options.confdir) == data / "ca"
         assert m.options.keepserving is True
-        (regex,) = m.options.allow_hosts
+        regex, _selftest = m.options.allow_hosts
         assert regex == cw.watch.rules.allow_hosts_regex()
         rx = re.compile(regex, re.IGNORECASE)
         for h in ("www.linkedin.com:443", "linkedin.com", "WWW.LINKEDIN.COM:443", "x.y.substack.com:443"):
@@ -193,7 +193,7 @@ async def test_run_master_intercepts_only_rule_hosts(data):
         RuleStore(data).write_pack(pack_without_linkedin("9999.3"), "import")
         assert await m.addons.get("rulesreloader").check()
         await asyncio.sleep(0)
-        (regex,) = m.options.allow_hosts
+        regex, _selftest = m.options.allow_hosts
         assert not re.search(regex, "www.linkedin.com:443") and regex == cw.watch.rules.allow_hosts_regex()
     finally:
         await cw.done()

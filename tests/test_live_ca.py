@@ -18,7 +18,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from consentwatch.ca import CA_CERT, CA_PEM, PUBLIC_CERT, covers, ensure_ca, permitted_of, uncovered, wanted_domains
+from consentwatch.ca import (CA_CERT, CA_PEM, OWN_DOMAIN, PUBLIC_CERT, ca_domains, covers, ensure_ca, permitted_of,
+                             uncovered, wanted_domains)
 from consentwatch.run import RunConfig, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
@@ -38,7 +39,9 @@ def test_wanted_domains_are_the_fewest_subtrees():
 
 def test_ca_is_constrained_private_and_kept(tmp_path):
     status = ensure_ca(tmp_path, HOSTS)
-    assert status.created and status.uncovered == [] and status.permitted == wanted_domains(HOSTS)
+    # the rule domains and our own self-test name, nothing else
+    assert status.created and status.uncovered == [] and status.permitted == ca_domains(HOSTS)
+    assert OWN_DOMAIN in status.permitted and set(status.permitted) - {OWN_DOMAIN} == set(wanted_domains(HOSTS))
     assert stat.S_IMODE((tmp_path / CA_PEM).stat().st_mode) == 0o600
     cert = x509.load_pem_x509_certificate((tmp_path / CA_CERT).read_bytes())
     nc = cert.extensions.get_extension_for_class(x509.NameConstraints)
@@ -53,6 +56,7 @@ def test_ca_is_constrained_private_and_kept(tmp_path):
         text = subprocess.run(["openssl", "x509", "-in", str(tmp_path / CA_CERT), "-noout", "-text"],
                               capture_output=True, text=True, check=True).stdout
         assert "Name Constraints: critical" in text and "DNS:linkedin.com" in text and "DNS:substack.com" in text
+        assert "DNS:consentwatch.invalid" in text
         assert "DNS:bank" not in text
 
 
@@ -72,7 +76,7 @@ def test_unconstrained_mitmproxy_ca_is_replaced(tmp_path):
     assert permitted_of(x509.load_pem_x509_certificate((tmp_path / CA_CERT).read_bytes())) is None
     status = ensure_ca(tmp_path, HOSTS)
     assert status.created and status.replaced_unconstrained
-    assert permitted_of(x509.load_pem_x509_certificate((tmp_path / CA_CERT).read_bytes())) == wanted_domains(HOSTS)
+    assert permitted_of(x509.load_pem_x509_certificate((tmp_path / CA_CERT).read_bytes())) == ca_domains(HOSTS)
 
 
 async def test_run_uses_the_constrained_ca_and_warns_when_a_pack_adds_a_domain(tmp_path, caplog):
@@ -91,7 +95,8 @@ async def test_run_uses_the_constrained_ca_and_warns_when_a_pack_adds_a_domain(t
         await asyncio.sleep(0)
         assert any("newplatform.example" in r.getMessage() and "--renew-ca" in r.getMessage() for r in caplog.records)
         # until renewed, the new host is tunnelled (a certificate the browser would refuse is never presented)
-        (regex,) = m.options.allow_hosts
+        regex, selftest = m.options.allow_hosts
+        assert re.search(selftest, "selftest.consentwatch.invalid:443") and not re.search(selftest, "x.com:443")
         assert not re.search(regex, "www.newplatform.example:443") and re.search(regex, "www.linkedin.com:443")
         assert "www.newplatform.example" not in hosts.intercepted
     finally:

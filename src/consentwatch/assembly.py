@@ -9,11 +9,21 @@ from __future__ import annotations
 from .addon import ConsentWatch
 from .api.server import ApiServer
 from .rules_reloader import RulesReloader
+from .selftest import SelfTest, TlsFailures
+
+
+def front_addons() -> list:
+    """What must see a flow before mitmproxy's own addons do: the self-test page, which server replay with
+    `server_replay_extra=kill` would otherwise refuse. `consentwatch run` adds these first; a `-s` script's
+    addons always come after mitmproxy's, so the script adds them with the rest."""
+    return [SelfTest()]
 
 
 def default_addons() -> list:
-    """Detection, the rules reloader beside it, and the API (which reads detection's pipeline and hears its events)."""
+    """Detection, the rules reloader beside it, the count of refused TLS handshakes, and the API (which reads
+    detection's pipeline, hears its events and reports the count)."""
     detection = ConsentWatch()
-    api = ApiServer(lambda: detection.watch)
+    failures = TlsFailures()
+    api = ApiServer(lambda: detection.watch, tls_failures=failures.recent)
     detection.listeners.append(api.hub.publish)
-    return [detection, RulesReloader(detection), api]
+    return [detection, RulesReloader(detection), failures, api]

@@ -10,6 +10,9 @@ impersonate a bank. mitmproxy reads it from its `confdir` like its own CA (same 
 When a rule pack adds a domain the CA does not cover, the CA must be renewed (`consentwatch run --renew-ca`)
 and the new certificate trusted in place of the old one: `uncovered()` says which domains, `ensure_ca()`
 renews on request.
+
+Besides the rule domains the CA permits `consentwatch.invalid`, a name that cannot exist in DNS (RFC 6761): the
+proxy answers `selftest.consentwatch.invalid` itself (selftest.py), so a browser can prove that it trusts this CA.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ BASENAME = "mitmproxy"  # mitmproxy's file names, so `confdir` finds them
 CA_PEM = f"{BASENAME}-ca.pem"  # key + certificate (0600)
 CA_CERT = f"{BASENAME}-ca-cert.pem"  # the certificate, as mitmproxy names it
 PUBLIC_CERT = "consentwatch-ca-cert.pem"  # the same certificate, under the name users are told to trust
+CA_DIR = "ca"  # under the data dir
+OWN_DOMAIN = "consentwatch.invalid"  # the self-test host lives here; never a real site
 VALIDITY = dt.timedelta(days=3 * 365)
 KEY_SIZE = 2048
 # No permitted subtree for IP addresses means "any IP": exclude them all explicitly.
@@ -72,6 +77,11 @@ def covers(subtree: str, name: str) -> bool:
     """RFC 5280 DNS name constraint: the subtree itself and any name below it."""
     subtree, name = subtree.lower().lstrip("."), name.lower().removeprefix("*.")
     return name == subtree or name.endswith("." + subtree)
+
+
+def ca_domains(host_patterns: list[str]) -> list[str]:
+    """What a new CA permits: the rule domains and our own (the self-test host)."""
+    return sorted(set(wanted_domains(host_patterns)) | {OWN_DOMAIN})
 
 
 def uncovered(permitted: list[str], host_patterns: list[str]) -> list[str]:
@@ -157,7 +167,7 @@ def ensure_ca(confdir: Path, host_patterns: list[str], renew: bool = False) -> C
             cert = None  # expired (or about to): a new one, to be trusted again
         created = cert is None
         if created:
-            cert = create_ca(confdir, wanted_domains(host_patterns))
+            cert = create_ca(confdir, ca_domains(host_patterns))
             mode = os.stat(confdir / CA_PEM).st_mode & 0o777
             if mode != 0o600:
                 raise CaError(f"{confdir / CA_PEM} is mode {mode:o}, not 600")
@@ -167,7 +177,9 @@ def ensure_ca(confdir: Path, host_patterns: list[str], renew: bool = False) -> C
     except OSError as e:
         raise CaError(f"cannot write the CA in {confdir}: {e.strerror or e}") from None
     permitted = permitted_of(cert) or []
-    return CaStatus(confdir / PUBLIC_CERT, permitted, created, replaced, uncovered(permitted, host_patterns))
+    # a CA made before the self-test existed lacks OWN_DOMAIN: reported like a rule domain it lacks
+    return CaStatus(confdir / PUBLIC_CERT, permitted, created, replaced,
+                    uncovered(permitted, [*host_patterns, OWN_DOMAIN]))
 
 
 def _read_or_none(path: Path) -> bytes | None:

@@ -24,14 +24,17 @@ from mitmproxy.addons import keepserving, readfile
 
 from . import logs
 from .addon import ConsentWatch
-from .assembly import default_addons
-from .ca import CA_CERT, CA_DIR, CaError, CaStatus, covers, ensure_ca, uncovered
+from .assembly import default_addons, front_addons
+from .ca import CA_CERT, CA_DIR, OWN_DOMAIN, CaError, CaStatus, covers, ensure_ca, uncovered
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
+from .selftest import SELFTEST_HOST, SELFTEST_URL
 
 log = logging.getLogger(__name__)
 
 PROXY_HOST = "127.0.0.1"
+# the self-test host is intercepted too (answered by the proxy itself, see selftest.py)
+SELFTEST_ALLOW = r"^" + re.escape(SELFTEST_HOST) + r"(?::\d+)?$"
 
 # Options `run` decides itself: loopback only, rule hosts only. `--set` may not change them.
 FIXED_OPTIONS = {
@@ -90,8 +93,8 @@ class InterceptRuleHosts:
                             "inspected, until you renew the CA (stop consentwatch, run `consentwatch run "
                             "--renew-ca`, trust the new %s and remove the old one)", ", ".join(new),
                             self.ca.cert_path)
-        if list(self.opts.allow_hosts) != [regex]:
-            self.opts.update(allow_hosts=[regex])
+        if list(self.opts.allow_hosts) != [regex, SELFTEST_ALLOW]:
+            self.opts.update(allow_hosts=[regex, SELFTEST_ALLOW])
             log.info("intercepting %d hosts of %d rules; all other hosts are tunnelled untouched",
                      len(patterns), len(rules))
         self.intercepted = patterns
@@ -128,6 +131,8 @@ async def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, Api
     opts = options.Options(confdir=str(confdir), listen_host=PROXY_HOST, listen_port=cfg.proxy_port,
                            mode=["regular"], upstream_cert=False)
     m = master.Master(opts, with_termlog=False)
+    # first in the chain: the self-test host is answered before server replay could refuse it
+    m.addons.add(*front_addons())
     m.addons.add(*mitm_addons.default_addons())
     m.addons.add(keepserving.KeepServing(), readfile.ReadFile())
     m.addons.add(*default_addons())
@@ -230,6 +235,7 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
         lines.append(f"  API:     http://{API_HOST}:{api.port}  (health: /v1/health)")
     else:
         lines.append("  API:     off")
+    lines.append(f"  Check:   {SELFTEST_URL} loads in a browser that goes through this proxy and trusts its CA")
     lines += [
         f"  Data:    {cfg.data_dir}",
         f"  CA cert: {ca}",
@@ -237,21 +243,21 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
     if status is None:
         lines.append("    (your own confdir: this CA is not limited to the rule domains by consentwatch)")
     else:
-        lines.append(f"    This install's own CA: it can sign only for {len(status.permitted)} rule domains "
-                     "(X.509 name constraints), never for your bank.")
+        domains = [d for d in status.permitted if d != OWN_DOMAIN]
+        lines.append(f"    This install's own CA: it can sign only for {len(domains)} rule domains and its self-test "
+                     "name (X.509 name constraints), never for your bank.")
         if status.replaced_unconstrained:
             lines.append("    It replaces an unrestricted mitmproxy CA found there: remove that one from your trust store.")
         elif status.created and cfg.renew_ca:
             lines.append("    It was just renewed: trust the new certificate and remove the old one.")
         if status.uncovered:
-            lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added by a newer rule pack), "
+            lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added since it was made), "
                          "so those are tunnelled, not inspected: restart with --renew-ca and trust the new certificate.")
     lines += [
-        "    Trust it once in your browser:",
-        f"      Chrome/Chromium on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n consentwatch -i {ca}",
-        "      Firefox: Settings > Privacy & Security > Certificates > View Certificates > Authorities > Import",
+        "    Trust it once in your browsers, then restart them:",
+        f"      Linux (Chromium, Chrome, Firefox): consentwatch trust --data-dir {cfg.data_dir}",
         f"      macOS: security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db {ca}",
-        f"      Windows: certutil -addstore root {ca}",
+        f"      Windows: certutil -user -addstore Root {ca}",
     ]
     if api.port:
         lines += [

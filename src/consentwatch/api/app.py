@@ -17,6 +17,7 @@ from ..report import render_report
 from ..pipeline import Watch
 from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
+from ..selftest import SELFTEST_URL
 from .pac import pac_script
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,12 @@ def _json(data, status: int = 200) -> web.Response:
 
 class Api:
     def __init__(self, get_watch: Callable[[], Watch | None], hub: Hub, get_token: Callable[[], str],
-                 proxy_port: Callable[[], int | None]):
+                 proxy_port: Callable[[], int | None], tls_failures: Callable[[], dict[str, int]] = dict):
         self.get_watch = get_watch
         self.hub = hub
         self.get_token = get_token
         self.proxy_port = proxy_port
+        self.tls_failures = tls_failures
 
     def watch(self) -> Watch:
         w = self.get_watch()
@@ -58,7 +60,9 @@ class Api:
         return _json({"status": "ok" if w else "starting", "version": __version__,
                       "rules": len(w.rules) if w else 0, "rules_version": w.rules.version if w else None,
                       "proxy_port": self.proxy_port(), "errors": sum(w.errors.values()) if w else 0,
-                      "abandoned": w.abandoned if w else 0, "worker_restarts": w.worker_restarts if w else 0})
+                      "abandoned": w.abandoned if w else 0, "worker_restarts": w.worker_restarts if w else 0,
+                      # host names and counts only: enough to say "this browser does not trust the CA"
+                      "selftest_url": SELFTEST_URL, "tls_failures": self.tls_failures()})
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The description itself needs no token: it holds no user data. It names the address it was read from

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+from ..selftest import SELFTEST_HOST
+
 
 def pac_script(host_patterns: list[str], proxy_port: int, proxy_host: str = "127.0.0.1") -> str:
-    exact = sorted({h for h in host_patterns if not h.startswith("*.")})
+    # the self-test host too: the extension and the user open it to prove the route (answered by the proxy itself)
+    exact = sorted({h for h in host_patterns if not h.startswith("*.")} | {SELFTEST_HOST})
     suffixes = sorted({"." + h[2:] for h in host_patterns if h.startswith("*.")})
     proxy = f"PROXY {proxy_host}:{int(proxy_port)}; DIRECT"
     return (

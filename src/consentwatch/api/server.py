@@ -49,8 +49,10 @@ class ApiServer:
     """`get_watch()` is the pipeline in use (None while starting); the composition root (assembly.py) also
     subscribes `hub.publish` to its store events."""
 
-    def __init__(self, get_watch: Callable[[], Watch | None], ping_every: float | None = None):
+    def __init__(self, get_watch: Callable[[], Watch | None], ping_every: float | None = None,
+                 tls_failures: Callable[[], dict[str, int]] = dict):
         self.get_watch = get_watch
+        self.tls_failures = tls_failures  # refused TLS handshakes per host (selftest.TlsFailures.recent)
         self.hub = Hub() if ping_every is None else Hub(ping_every)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None  # the port actually listening
@@ -99,7 +101,7 @@ class ApiServer:
         if self.get_watch() is not None:
             self.token()  # create it now, not on the first request
         self.hub.start()
-        api = Api(self.get_watch, self.hub, self.token, self.proxy_port)
+        api = Api(self.get_watch, self.hub, self.token, self.proxy_port, self.tls_failures)
         runner = web.AppRunner(build_app(api), access_log=None, shutdown_timeout=0.5, handle_signals=False,
                                logger=_ServerLog(logging.getLogger("aiohttp.server"), {}))
         await runner.setup()
