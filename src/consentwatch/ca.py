@@ -41,6 +41,7 @@ CA_PEM = f"{BASENAME}-ca.pem"  # key + certificate (0600)
 CA_CERT = f"{BASENAME}-ca-cert.pem"  # the certificate, as mitmproxy names it
 PUBLIC_CERT = "consentwatch-ca-cert.pem"  # the same certificate, under the name users are told to trust
 CA_DIR = "ca"  # under the data dir
+CA_NAME = "consentwatch local CA (rule domains only)"  # the subject's common name, as trust stores list it
 OWN_DOMAIN = "consentwatch.invalid"  # the self-test host lives here; never a real site
 VALIDITY = dt.timedelta(days=3 * 365)
 KEY_SIZE = 2048
@@ -101,7 +102,7 @@ def create_ca(confdir: Path, domains: list[str]) -> x509.Certificate:
     """Write a new name-constrained CA into `confdir` (each file replaced atomically; the key 0600)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
     name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, "consentwatch local CA (rule domains only)"),
+        x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "consentwatch"),
     ])
     now = dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,103 @@
+"""`consentwatch trust`: this install's CA into the browsers' certificate databases (or out again)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..ca import CaError
+from ..selftest import SELFTEST_URL
+from ..trust import BROWSERS, Report, TrustError, fingerprint, install_ca, other_system_commands, trust, untrust
+from .common import CliError, add_data_dir, fail, resolve_data_dir, setup_logging
+
+RESTART = ("Restart the browser now if it is running: a browser trusts a certificate imported while it runs "
+           "only after a restart.")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("trust", help="make your browsers trust this install's CA (Linux: Chromium, Chrome, Firefox)",
+                       description="Import this install's CA (created now if there is none) into Chromium's and "
+                                   "Chrome's NSS database (created if missing) and every Firefox profile's, so the "
+                                   "platforms' pages can be read. The CA can sign only for the rule domains. "
+                                   "Needs certutil (libnss3-tools). On macOS and Windows it prints the commands.")
+    p.add_argument("--browser", choices=BROWSERS, default="all", help="which browsers (default: all)")
+    p.add_argument("--remove", action="store_true", help="take consentwatch's CA out of those browsers again")
+    p.add_argument("--firefox-profile", dest="firefox_profiles", metavar="DIR", type=Path, action="append",
+                   default=[], help="also this Firefox profile directory (one started with -profile DIR)")
+    add_data_dir(p)
+    p.set_defaults(func=run)
+
+
+def _line(o) -> str:
+    where = f"  {o.db.browser:<16} {o.db.label}"
+    if o.action == "already":
+        return f"{where}: already trusted"
+    if o.action in ("added", "created+added"):
+        extra = []
+        if o.action == "created+added":
+            extra.append("database created")
+        if o.removed:
+            extra.append(f"replaced {o.removed} older consentwatch CA{'s' if o.removed > 1 else ''}")
+        return f"{where}: trusted" + (f" ({', '.join(extra)})" if extra else "")
+    if o.action == "removed":
+        return f"{where}: removed {o.removed} consentwatch CA{'s' if o.removed > 1 else ''}"
+    if o.action == "absent":
+        return f"{where}: no consentwatch CA there"
+    if o.action == "skipped":
+        return f"{where}: skipped, {o.detail}"
+    return f"{where}: FAILED: {o.detail}"
+
+
+def _print(report: Report, remove: bool) -> int:
+    for o in report.outcomes:
+        print(_line(o))
+    for note in report.notes:
+        print(f"  {note}")
+    done = [o for o in report.outcomes if o.action in ("added", "created+added", "already", "removed", "absent")]
+    if not report.outcomes and report.notes:
+        return fail(report.notes[0])
+    if report.failed or not done:
+        what = "remove" if remove else "trust"
+        return fail(f"could not {what} the CA in every browser asked for (see above)")
+    if any(o.action in ("added", "created+added", "removed") for o in report.outcomes):
+        print(RESTART)
+    if not remove:
+        print(f"Check: with consentwatch running and the platforms routed to it, {SELFTEST_URL} shows "
+              "\"consentwatch self-test: OK\".")
+    return 0
+
+
+def run(args) -> int:
+    setup_logging()
+    try:
+        directory = resolve_data_dir(args)
+    except CliError as e:
+        return fail(str(e))
+    if sys.platform in ("darwin", "win32"):
+        return _other_system(directory, args.remove)
+    try:
+        if args.remove:
+            report = untrust(args.browser, firefox_profile_dirs=args.firefox_profiles)
+        else:
+            report = trust(directory, args.browser, firefox_profile_dirs=args.firefox_profiles)
+            ca = report.ca
+            made = " (made now)" if ca.created else ""
+            print(f"consentwatch CA: {ca.cert_path}{made}")
+            print(f"  SHA-256 {fingerprint(ca.cert_path)}")
+    except (TrustError, CaError) as e:
+        return fail(str(e))
+    return _print(report, args.remove)
+
+
+def _other_system(directory: Path, remove: bool) -> int:
+    try:
+        cert = install_ca(directory).cert_path
+    except CaError as e:
+        return fail(str(e))
+    name = "macOS" if sys.platform == "darwin" else "Windows"
+    print(f"On {name}, run this yourself (the system's trust store; Chrome, Edge and Safari read it, and Firefox "
+          "does when security.enterprise_roots.enabled is true in about:config):")
+    for cmd in other_system_commands(sys.platform, cert, remove):
+        print(f"  {cmd}")
+    print(RESTART)
+    return fail(f"consentwatch trust changes browser certificate databases on Linux only; on {name} run the command above")
