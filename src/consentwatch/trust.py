@@ -172,14 +172,7 @@ class Certutil:
 
     def nicknames(self, db: NssDb) -> list[tuple[str, str]]:
         """(nickname, trust attributes) of every certificate in the database."""
-        out = self.run(db, "-L").stdout
-        rows = []
-        for line in out.splitlines()[1:]:
-            if not line.strip() or line.startswith(" "):
-                continue  # the header's second line starts with spaces
-            name, _, trust = line.rstrip().rpartition(" ")
-            rows.append((name.strip(), trust))
-        return rows
+        return parse_listing(self.run(db, "-L").stdout)
 
     def certificates(self, db: NssDb, nickname: str) -> list[x509.Certificate]:
         p = self.run(db, "-L", "-n", nickname, "-a", check=False)
@@ -208,6 +201,18 @@ class Certutil:
         while removed < MAX_DELETE and self.run(db, "-D", "-n", nickname, check=False).returncode == 0:
             removed += 1
         return removed
+
+
+def parse_listing(out: str) -> list[tuple[str, str]]:
+    """`certutil -L` output -> (nickname, trust attributes). The two header lines end with "SSL,S/MIME,JAR/XPI"."""
+    lines = out.splitlines()
+    start = next((i + 1 for i, line in enumerate(lines) if "SSL,S/MIME,JAR/XPI" in line), 0)
+    rows = []
+    for line in lines[start:]:
+        if line.strip():
+            name, _, trust = line.rstrip().rpartition(" ")
+            rows.append((name.strip(), trust))
+    return rows
 
 
 def is_consentwatch_ca(cert: x509.Certificate) -> bool:
