@@ -11,7 +11,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 \
 	  if command -v $$c >/dev/null 2>&1 && $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then \
 	    command -v $$c; break; fi; done)
 
-.PHONY: install lock run test bench browser clean fixtures
+.PHONY: install lock run demo test bench browser clean fixtures
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ browser:
 run: install
 	$(VENV)/bin/consentwatch run $(ARGS)
 
+# Recorded platform pages through the proxy, offline, on ports of its own (`make demo ARGS=linkedin`).
+demo: install
+	$(VENV)/bin/consentwatch demo $(ARGS)
+
 test: install browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -57,6 +61,7 @@ bench: install browser
 
 fixtures: install
 	$(PY) tests/fixtures/make_fixtures.py
+	$(PY) tests/fixtures/make_demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -306,7 +306,14 @@ async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None 
     return 0
 
 
-def run(cfg: RunConfig, verbose: bool = False) -> int:
-    """`consentwatch run`: until stopped. Raises RunError (one line) when it cannot start."""
+def run(cfg: RunConfig, verbose: bool = False, out=None, on_started: Callable[[], None] | None = None) -> int:
+    """`consentwatch run`: until stopped. Raises RunError (one line) when it cannot start. (`demo` prints its own
+    banner: `out` takes the run banner, `on_started` is called once everything listens.)"""
     startup = logs.setup(verbose, timestamps=True, hold=True)
-    return asyncio.run(serve(cfg, on_started=startup.started))
+
+    def started() -> None:
+        startup.started()
+        if on_started:
+            on_started()
+
+    return asyncio.run(serve(cfg, out=out, on_started=started))
