@@ -16,6 +16,7 @@ import pytest
 from consentwatch.selftest import SELFTEST_HOST, SELFTEST_URL
 from conftest import missing_prerequisite
 from live_support import RULE_ID, SETTINGS_URL, default_recording, start_run
+from demo_support import Demo
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -74,6 +75,15 @@ def test_fresh_home_trust_then_chromium_loads_platform_and_selftest(tmp_path):
             assert json.loads(body)["tls_failures"] == {}
             status, _, body = run.get("/v1/warnings", {"Authorization": f"Bearer {run.token}"})
             assert status == 200 and RULE_ID in body.decode()
+
+            # the demo signs with the same install's CA: the trusting browser shows its pages too
+            demo = Demo(tmp_path, "x", home=data)
+            try:
+                demo.wait_started()
+                (x_page,) = _visit(pw, home, demo.port("proxy"), [demo.opened()[0]])
+                assert x_page.startswith("200 "), x_page
+            finally:
+                demo.stop()
 
             r = trust("--remove")
             assert r.returncode == 0 and "removed 1" in r.stdout, r.stdout + r.stderr
