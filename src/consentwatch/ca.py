@@ -42,7 +42,9 @@ CA_CERT = f"{BASENAME}-ca-cert.pem"  # the certificate, as mitmproxy names it
 PUBLIC_CERT = "consentwatch-ca-cert.pem"  # the same certificate, under the name users are told to trust
 CA_DIR = "ca"  # under the data dir
 CA_NAME = "consentwatch local CA (rule domains only)"  # the subject's common name, as trust stores list it
-OWN_DOMAIN = "consentwatch.invalid"  # the self-test host lives here; never a real site
+OWN_DOMAIN = "consentwatch.invalid"  # never a real site (RFC 6761)
+SELFTEST_HOST = f"selftest.{OWN_DOMAIN}"  # answered by the proxy itself (selftest.py), routed by the PAC
+SELFTEST_URL = f"https://{SELFTEST_HOST}/"
 VALIDITY = dt.timedelta(days=3 * 365)
 KEY_SIZE = 2048
 # No permitted subtree for IP addresses means "any IP": exclude them all explicitly.

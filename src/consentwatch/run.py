@@ -25,10 +25,10 @@ from mitmproxy.addons import keepserving, readfile
 from . import logs
 from .addon import ConsentWatch
 from .assembly import default_addons, front_addons
-from .ca import CA_CERT, CA_DIR, OWN_DOMAIN, CaError, CaStatus, covers, ensure_ca, uncovered
+from .ca import (CA_CERT, CA_DIR, OWN_DOMAIN, SELFTEST_HOST, SELFTEST_URL, CaError, CaStatus, covers, ensure_ca,
+                 uncovered)
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
-from .selftest import SELFTEST_HOST, SELFTEST_URL
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ from typing import Callable
 
 from mitmproxy import exceptions, http, tls
 
-SELFTEST_HOST = "selftest.consentwatch.invalid"
-SELFTEST_URL = f"https://{SELFTEST_HOST}/"
+from .ca import SELFTEST_HOST, SELFTEST_URL
+
+__all__ = ["SELFTEST_HOST", "SELFTEST_URL", "SelfTest", "TlsFailures"]
 SELFTEST_HEADER = "X-Consentwatch-Selftest"
 
 # Answered with this exact page; a person opening it reads what it proves.

@@ -17,7 +17,7 @@ from ..report import render_report
 from ..pipeline import Watch
 from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
-from ..selftest import SELFTEST_URL
+from ..ca import SELFTEST_URL
 from .pac import pac_script
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..selftest import SELFTEST_HOST
+from ..ca import SELFTEST_HOST
 
 
 def pac_script(host_patterns: list[str], proxy_port: int, proxy_host: str = "127.0.0.1") -> str:

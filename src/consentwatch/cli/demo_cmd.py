@@ -8,10 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..ca import CA_DIR, PUBLIC_CERT, CaError
+from ..ca import CA_DIR, PUBLIC_CERT, SELFTEST_URL, CaError
 from ..demo import (DEFAULT_API_PORT, DEFAULT_PROXY_PORT, MAX_LISTED, DemoError, DemoPage, choose_port, platforms,
                     read_recording, replay_sets, select, shipped_pages, shipped_pages_path, write_subset)
-from ..selftest import SELFTEST_URL
 from ..trust import install_ca
 from .common import CliError, add_region, fail, resolve_data_dir, resolve_region
 from .run_cmd import _port

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..ca import CaError
-from ..selftest import SELFTEST_URL
+from ..ca import SELFTEST_URL
 from ..trust import BROWSERS, Report, TrustError, fingerprint, install_ca, other_system_commands, trust, untrust
 from .common import CliError, add_data_dir, fail, resolve_data_dir, setup_logging
 

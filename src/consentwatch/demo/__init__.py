@@ -81,7 +81,8 @@ def read_recording(path: Path) -> tuple[list[DemoPage], list[str]]:
     try:
         flows = list(io.read_flows_from_paths([str(path)]))
     except (exceptions.FlowReadException, OSError, ValueError, KeyError) as e:
-        raise DemoError(f"{path}: not a recording mitmproxy can read ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})") from None
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DemoError(f"{path}: not a recording mitmproxy can read ({why})") from None
     pages: list[DemoPage] = []
     names: set[str] = set()
     seen: set[str] = set()
