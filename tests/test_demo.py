@@ -18,7 +18,7 @@ from consentwatch.demo import (DEFAULT_API_PORT, DEFAULT_PROXY_PORT, DemoError, 
 from consentwatch.findings import WARNING_KINDS
 from consentwatch.replay import replay_file
 from consentwatch.rules.model import shipped_pack
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 from conftest import FIXTURES, missing_prerequisite
 from demo_support import NO_PROXY_ENV, Demo
 from live_support import SETTINGS_URL, free_port, http_request, start_run

@@ -14,10 +14,10 @@ from aiohttp import web
 
 from .. import __version__
 from ..report import render_report
+from ..ca import SELFTEST_URL
 from ..pipeline import Watch
 from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
-from ..ca import SELFTEST_URL
 from .pac import pac_script
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..install import InstallError, disable, enable, unit_text
-from .common import CliError, fail, resolve_data_dir, resolve_region
+from .common import CliError, resolve_data_dir, resolve_region
 from .run_cmd import _port
 
 
@@ -45,23 +45,20 @@ def run(args) -> int:
         try:
             path, existed = disable()
         except InstallError as e:
-            return fail(str(e))
+            raise CliError(str(e)) from None
         print(f"removed {path}; consentwatch no longer starts at login" if existed
               else f"no autostart unit at {path}: nothing to do")
         return 0
     if sys.platform == "darwin" or sys.platform == "win32":
-        return fail("autostart writes a systemd user unit (Linux); on macOS use launchd as the README shows")
-    try:
-        run_args = _run_args(args)
-    except CliError as e:
-        return fail(str(e))
+        raise CliError("autostart writes a systemd user unit (Linux); on macOS use launchd as the README shows")
+    run_args = _run_args(args)
     if args.show:
         print(unit_text(run_args), end="")
         return 0
     try:
         path, what = enable(run_args, start=not args.no_start)
     except InstallError as e:
-        return fail(str(e))
+        raise CliError(str(e)) from None
     if what == "written":
         print(f"wrote {path}; to enable it: systemctl --user daemon-reload && "
               "systemctl --user enable --now consentwatch.service")

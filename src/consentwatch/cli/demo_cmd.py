@@ -12,7 +12,7 @@ from ..ca import CA_DIR, PUBLIC_CERT, SELFTEST_URL, CaError
 from ..demo import (DEFAULT_API_PORT, DEFAULT_PROXY_PORT, MAX_LISTED, DemoError, DemoPage, choose_port, platforms,
                     read_recording, replay_sets, select, shipped_pages, shipped_pages_path, write_subset)
 from ..trust import install_ca
-from .common import CliError, add_region, fail, resolve_data_dir, resolve_region
+from .common import CliError, add_region, resolve_data_dir, resolve_region
 from .run_cmd import _port
 
 
@@ -68,7 +68,7 @@ def _banner(pages: list[DemoPage], proxy: int, api: int, scratch: Path, cert: Pa
 
 
 def run(args) -> int:
-    from ..live import RunConfig, run as run_live
+    from ..run import RunConfig, RunError, run as run_live  # mitmproxy's master: only `run` and `demo` need it
 
     try:
         shipped = shipped_pages()
@@ -95,15 +95,15 @@ def run(args) -> int:
             recordings = [shipped_pages_path()]
         proxy_port, _ = choose_port(proxy_given, DEFAULT_PROXY_PORT, "--proxy-port", set())
         api_port, _ = choose_port(api_given, DEFAULT_API_PORT, "--api-port", {proxy_port})
-    except (DemoError, CliError) as e:
-        return fail(str(e))
+    except DemoError as e:
+        raise CliError(str(e)) from None
 
     scratch = Path(tempfile.mkdtemp(prefix="consentwatch-demo-"))
     try:
         try:
             _share_ca(home, scratch)
         except (OSError, CaError) as e:
-            return fail(f"cannot use the CA in {home / CA_DIR}: {getattr(e, 'strerror', None) or e}")
+            raise CliError(f"cannot use the CA in {home / CA_DIR}: {getattr(e, 'strerror', None) or e}") from None
         if args.platform:
             recordings = [write_subset(shipped_pages_path(), pages[0].platform, scratch / "pages.har")]
         cfg = RunConfig(data_dir=scratch, proxy_port=proxy_port, api_port=api_port, region=region,
@@ -114,7 +114,10 @@ def run(args) -> int:
             print(_banner(pages, proxy_port, api_port, scratch, home / CA_DIR / PUBLIC_CERT, scratch / "token",
                           ignored, trust_cmd), flush=True)
 
-        return run_live(cfg, verbose=args.verbose, out=io.StringIO(), on_started=started)
+        try:
+            return run_live(cfg, verbose=args.verbose, out=io.StringIO(), on_started=started)
+        except RunError as e:
+            raise CliError(str(e)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

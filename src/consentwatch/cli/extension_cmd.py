@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..install import extension_dir
-from .common import fail
+from .common import CliError
 
 
 def register(sub) -> None:
@@ -18,7 +18,7 @@ def register(sub) -> None:
 def run(args) -> int:
     path = extension_dir()
     if path is None:
-        return fail("this install has no browser extension (built without extension/?); "
-                    "reinstall from the repository")
+        raise CliError("this install has no browser extension (built without extension/?); "
+                       "reinstall from the repository")
     print(path)
     return 0

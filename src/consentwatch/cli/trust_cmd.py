@@ -8,7 +8,7 @@ from pathlib import Path
 from ..ca import CaError
 from ..ca import SELFTEST_URL
 from ..trust import BROWSERS, Report, TrustError, fingerprint, install_ca, other_system_commands, trust, untrust
-from .common import CliError, add_data_dir, fail, resolve_data_dir, setup_logging
+from .common import CliError, add_data_dir, resolve_data_dir, setup_logging
 
 RESTART = ("Restart the browser now if it is running: a browser trusts a certificate imported while it runs "
            "only after a restart.")
@@ -55,10 +55,10 @@ def _print(report: Report, remove: bool) -> int:
         print(f"  {note}")
     done = [o for o in report.outcomes if o.action in ("added", "created+added", "already", "removed", "absent")]
     if not report.outcomes and report.notes:
-        return fail(report.notes[0])
+        raise CliError(report.notes[0])
     if report.failed or not done:
         what = "remove" if remove else "trust"
-        return fail(f"could not {what} the CA in every browser asked for (see above)")
+        raise CliError(f"could not {what} the CA in every browser asked for (see above)")
     if any(o.action in ("added", "created+added", "removed") for o in report.outcomes):
         print(RESTART)
     if not remove:
@@ -69,10 +69,7 @@ def _print(report: Report, remove: bool) -> int:
 
 def run(args) -> int:
     setup_logging()
-    try:
-        directory = resolve_data_dir(args)
-    except CliError as e:
-        return fail(str(e))
+    directory = resolve_data_dir(args)
     if sys.platform in ("darwin", "win32"):
         return _other_system(directory, args.remove)
     try:
@@ -85,7 +82,7 @@ def run(args) -> int:
             print(f"consentwatch CA: {ca.cert_path}{made}")
             print(f"  SHA-256 {fingerprint(ca.cert_path)}")
     except (TrustError, CaError) as e:
-        return fail(str(e))
+        raise CliError(str(e)) from None
     return _print(report, args.remove)
 
 
@@ -93,11 +90,12 @@ def _other_system(directory: Path, remove: bool) -> int:
     try:
         cert = install_ca(directory).cert_path
     except CaError as e:
-        return fail(str(e))
+        raise CliError(str(e)) from None
     name = "macOS" if sys.platform == "darwin" else "Windows"
     print(f"On {name}, run this yourself (the system's trust store; Chrome, Edge and Safari read it, and Firefox "
           "does when security.enterprise_roots.enabled is true in about:config):")
     for cmd in other_system_commands(sys.platform, cert, remove):
         print(f"  {cmd}")
     print(RESTART)
-    return fail(f"consentwatch trust changes browser certificate databases on Linux only; on {name} run the command above")
+    raise CliError(f"consentwatch trust changes browser certificate databases on Linux only; on {name} run the "
+                   "command above")
