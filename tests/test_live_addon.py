@@ -46,7 +46,7 @@ def pack_without_linkedin(version: str) -> dict:
 # -- the API addon ---------------------------------------------------------------------------------------
 
 def test_api_port_option(data):
-    cw, _, api = default_addons()
+    cw, _, api, *_ = default_addons()
     with taddons.context(cw, api) as tctx:
         assert tctx.options.consentwatch_api_port == 8765
         with pytest.raises(exceptions.OptionsError):
@@ -57,7 +57,7 @@ def test_api_port_option(data):
 
 
 async def test_api_off_when_port_zero(data):
-    cw, _, api = default_addons()
+    cw, _, api, *_ = default_addons()
     with taddons.context(cw, api) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
         tctx.configure(api, consentwatch_api_port=0)
@@ -69,7 +69,7 @@ async def test_api_off_when_port_zero(data):
 
 async def test_flow_to_websocket_through_the_addons(data):
     """A response hook on the proxy's loop -> worker thread -> store -> hub -> WebSocket client."""
-    cw, _, api = default_addons()
+    cw, _, api, *_ = default_addons()
     port = free_port()
     with taddons.context(cw, api) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
@@ -99,7 +99,7 @@ async def test_flow_to_websocket_through_the_addons(data):
 
 
 async def test_api_port_change_restarts_the_server(data):
-    cw, _, api = default_addons()
+    cw, _, api, *_ = default_addons()
     p1, p2 = free_port(), free_port()
     with taddons.context(cw, api) as tctx:
         tctx.configure(cw, consentwatch_data_dir=str(data))
@@ -120,7 +120,7 @@ async def test_api_port_change_restarts_the_server(data):
 async def test_api_port_in_use_is_logged_not_raised(data, caplog):
     import socket
 
-    cw, _, api = default_addons()
+    cw, _, api, *_ = default_addons()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -26,4 +26,4 @@ def default_addons() -> list:
     failures = TlsFailures()
     api = ApiServer(lambda: detection.watch, tls_failures=failures.recent)
     detection.listeners.append(api.hub.publish)
-    return [detection, RulesReloader(detection), failures, api]
+    return [detection, RulesReloader(detection), api, failures]
