@@ -55,14 +55,10 @@ def test_shipped_pages_warn_for_every_platform_and_hold_no_secrets(tmp_path):
     finally:
         watch.close()
     warned = {f.platform for f in findings if f.kind in WARNING_KINDS}
-    assert warned == {p.platform for p in pages if p.kind != "page"}
+    assert warned == {p.platform for p in pages}
+    expected = {"settings": {"toggle_on"}, "rendered": {"toggle_on"}, "notice": {"policy_update"}}
     for page in pages:
-        kinds = {f.kind for f in findings if f.url == page.url}
-        expected = {"settings": {"toggle_on"}, "notice": {"policy_update"}}.get(page.kind)
-        if expected is None:  # a rendered page only the page eye reads (the extension, in the browser)
-            assert page.kind == "page", page
-            continue
-        assert kinds == expected, page
+        assert {f.kind for f in findings if f.url == page.url} == expected[page.kind], page
 
 
 def test_choose_port_never_collides(tmp_path):

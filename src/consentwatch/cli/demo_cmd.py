@@ -62,8 +62,9 @@ def _banner(pages: list[DemoPage], proxy: int, api: int, scratch: Path, cert: Pa
     if len(pages) > MAX_LISTED:
         lines.append(f"  ... and {len(pages) - MAX_LISTED} more")
     lines.append(f"  {'self-test':<{width}}  {SELFTEST_URL}")
-    if any(p.kind == "page" for p in pages):
-        lines.append("  (page: a rendered settings page that only the extension's page eye reads, in the browser)")
+    if any(p.kind == "rendered" for p in pages):
+        lines.append("  (rendered: the settings page as the browser draws it; on the live site only the extension "
+                     "sees that switch)")
     lines.append(f"Warnings so far: curl -H \"Authorization: Bearer $(cat {token_file})\" "
                  f"http://127.0.0.1:{api}/v1/warnings")
     return "\n".join(lines)

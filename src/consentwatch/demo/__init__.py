@@ -1,8 +1,8 @@
 """Recorded platform pages served through the live proxy with no network: what `consentwatch demo` needs.
 
 `pages.har` (package data, written by tests/fixtures/make_demo.py) holds, per rule, the recorded settings pages and
-setting APIs with the AI-training switch ON and the policy-update notices (and, for rules only the extension's page
-eye can read, a rendered settings page): the same bodies the rule tests replay, scrubbed.
+setting APIs with the AI-training switch ON, the policy-update notices, and settings pages as the browser draws them
+(rendered regions): the same bodies the rule tests replay, scrubbed.
 The proxy serves them with mitmproxy's server replay and these options, each needed offline:
 
 - `server_replay_reuse`: a recorded page answers every time it is opened, not once;
@@ -38,7 +38,7 @@ class DemoError(Exception):
 @dataclass(frozen=True)
 class DemoPage:
     platform: str
-    kind: str  # "settings", "notice", "page" (for the page eye), or "recorded" for a user's own recording
+    kind: str  # "settings", "notice", "rendered" (as the browser draws it), or "recorded" (your own recording)
     url: str  # scheme://host/path: what to open; never a query string
 
 
