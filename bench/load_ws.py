@@ -254,7 +254,7 @@ class Result:
     spread_ms: list[float] = field(default_factory=list)  # per warning: first client to last client
     rss_kb: list[int] = field(default_factory=list)  # consentwatch run, one sample a second
     worker_rss_kb: list[int] = field(default_factory=list)  # its detection worker process
-    state_bytes: int = 0  # state.json at the end
+    state_bytes: int = 0  # state.json and state.journal at the end
     log_tail: str = ""
 
     @property
@@ -289,7 +289,7 @@ class Result:
                                       f" max {max(rss) / 1024:.1f} MB ({len(self.rss_kb)} samples)")),
             ("RSS detection worker", (f"start {wrss[0] / 1024:.1f} MB, end {wrss[-1] / 1024:.1f} MB,"
                                       f" max {max(wrss) / 1024:.1f} MB")),
-            ("state.json at the end", f"{self.state_bytes / 1e6:.1f} MB"),
+            ("state.json + state.journal at the end", f"{self.state_bytes / 1e6:.1f} MB"),
         ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
@@ -370,7 +370,8 @@ async def run_load(clients: int = 200, rate: float = 100, seconds: float = 60, p
             counts[max(0, int((t - t0) // win))] += 1
         res.announce_rate = [c / win for c in counts]
         try:
-            res.state_bytes = (data / "state.json").stat().st_size
+            res.state_bytes = sum(p.stat().st_size for p in (data / "state.json", data / "state.journal")
+                                  if p.exists())
         except OSError:
             pass
         status, _, body = run.get("/v1/warnings?status=all", {"Authorization": f"Bearer {run.token}"})

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from consentwatch.store.journal import read_stored
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MITMDUMP = str(BIN / "mitmdump")
@@ -134,8 +136,7 @@ def main() -> int:
             if not any(name.startswith("matched") and any(c in name.split() for c in args.cases.split(","))
                        for name, *_ in CASES):
                 continue
-            state_file = data_dir / "state.json"
-            state = json.loads(state_file.read_text()) if state_file.exists() else {}
+            state = read_stored(data_dir / "state.json")
             rules = {w["rule_id"] for w in state.get("warnings", {}).values()}
             rows.append((mode, "inspected? " + ("yes: linkedin.genai-training warning stored" if
                                                   "linkedin.genai-training" in rules else "NO WARNING STORED"),

@@ -109,8 +109,8 @@ def test_a_new_data_dir_does_not_wait_for_the_old_one_on_the_event_loop(tmp_path
             gate.set()
             release.cancel()
         a.pool.submit(lambda: None).result(30)  # the old job, then the old watch's retirement
-        import json
-        stored = json.loads((old_dir / "state.json").read_text())["warnings"]
+        from consentwatch.store.journal import read_stored
+        stored = read_stored(old_dir / "state.json")["warnings"]
         assert [w["rule_id"] for w in stored.values()] == ["linkedin.genai-training"]
         assert a.watch.state.list_warnings() == []
 

@@ -71,7 +71,7 @@ def test_bytes_unchanged_and_nothing_private_kept(tmp_path, http2):
             assert body == expected, f"{path}: the page was altered on its way to the client"
             assert version == (b"2" if http2 else b"1.1")
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (data / "state.json").exists():
+        while time.monotonic() < deadline and not (data / "state.journal").exists():  # the first commit
             time.sleep(0.1)
         status, _, body = r.get("/v1/warnings", {"Authorization": f"Bearer {r.token}"})
         assert [w["rule_id"] for w in json.loads(body)["warnings"]] == ["linkedin.genai-training"]

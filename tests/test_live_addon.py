@@ -19,6 +19,7 @@ from consentwatch.rules_reloader import RulesReloader
 from consentwatch.run import FIXED_OPTIONS, RunConfig, RunError, build_master
 from consentwatch.rules.model import shipped_pack
 from consentwatch.rules.store import RuleStore
+from consentwatch.store.journal import read_stored
 from live_support import RULE_ID, SETTINGS_URL, free_port, settings_html
 
 
@@ -87,7 +88,7 @@ async def test_flow_to_websocket_through_the_addons(data):
             msg = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
             assert msg["type"] == "warning" and msg["warning"]["rule_id"] == RULE_ID
             # what the client heard is on disk
-            stored = json.loads((data / "state.json").read_text())["warnings"]
+            stored = read_stored(data / "state.json")["warnings"]
             assert [w["id"] for w in stored.values()] == [msg["warning"]["id"]]
             other = tflow.tflow(resp=True)  # not a rule host: nothing
             cw.response(other)

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from consentwatch.store.journal import read_stored
 from live_support import (EXT_ORIGIN, OFF_URL, RULE_ID, SETTINGS_URL, consentwatch_cmd, curl, default_recording,
                           free_port, listening_sockets, settings_html, start_run, write_flows)
 
@@ -241,6 +242,8 @@ async def test_shutdown_with_websocket_clients_connected(running, sig):
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
     assert "Traceback" not in r.output()
     json.loads((r.data_dir / "state.json").read_text()) if (r.data_dir / "state.json").exists() else None
+    assert not list(r.data_dir.glob("*corrupt*"))
+    read_stored(r.data_dir / "state.json")  # the journal too: whole lines only
 
 
 # -- persistence -----------------------------------------------------------------------------------------

@@ -8,6 +8,26 @@ from consentwatch.store.atomic import AtomicJSONStorage, open_db
 from consentwatch.store.state import StateStore
 
 
+def on_disk(data_dir) -> dict:
+    """The store as its files say, read the way README describes them: the snapshot, then each journal line."""
+    snapshot = data_dir / "state.json"
+    data = json.loads(snapshot.read_text()) if snapshot.exists() else {}
+    journal = data_dir / "state.journal"
+    lines = journal.read_bytes().split(b"\n") if journal.exists() else [b""]
+    assert lines[-1] == b"", "the journal ends in an unfinished line"
+    header, *commits = [json.loads(x) for x in lines[:-1]] or [{"journal": "consentwatch", "version": 1}]
+    assert header == {"journal": "consentwatch", "version": 1}
+    for c in commits:
+        for t in c.get("clear", []):
+            data[t] = {}
+        for t, ids in c.get("del", {}).items():
+            for i in ids:
+                data.get(t, {}).pop(i, None)
+        for t, docs in c.get("put", {}).items():
+            data.setdefault(t, {}).update(docs)
+    return data
+
+
 def finding(kind, state=None, at="2026-01-01T10:00:00+00:00", rule="linkedin.genai-training", date=None):
     return Finding(kind=kind, platform=rule.split(".")[0], rule_id=rule, url="https://www.linkedin.com/x",
                    setting="Data for Generative AI Improvement", state=state, effective_date=date,
@@ -63,8 +83,7 @@ def test_policy_notices_dedupe_by_date(data_dir):
 def test_announced_warning_is_already_on_disk(data_dir):
     s = StateStore(data_dir)
     _, ev = s.record(finding("toggle_on", "on"))
-    on_disk = json.loads((data_dir / "state.json").read_text())
-    assert ev[0].warning["id"] in {w["id"] for w in on_disk["warnings"].values()}
+    assert ev[0].warning["id"] in {w["id"] for w in on_disk(data_dir)["warnings"].values()}
 
 
 def test_corrupt_store_is_moved_aside(data_dir, caplog):
@@ -74,11 +93,12 @@ def test_corrupt_store_is_moved_aside(data_dir, caplog):
     s.record(finding("toggle_on", "on"))
     assert len(list(data_dir.glob("state.json.corrupt-*"))) == 1
     assert "corrupt" in caplog.text
-    assert json.loads((data_dir / "state.json").read_text())["warnings"]
+    assert on_disk(data_dir)["warnings"]
 
 
 def test_write_error_keeps_serving(data_dir, monkeypatch, caplog):
-    s = StateStore(data_dir)
+    """The whole-file store (journal=False, as before the journal): the next write that works has it all."""
+    s = StateStore(data_dir, journal=False)
     import consentwatch.store.atomic as atomic
 
     def full(*a, **k):
@@ -99,3 +119,31 @@ def test_atomic_storage_file_mode_and_no_temp_left(tmp_path):
     assert oct(os.stat(tmp_path / "x.json").st_mode & 0o777) == "0o600"
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
     assert isinstance(db.storage, AtomicJSONStorage)
+
+
+def test_journal_write_error_keeps_serving_and_loses_nothing(data_dir, monkeypatch, caplog):
+    """Disk full while appending: served from memory, said once; the next line that can be written carries
+    what the failed ones did not, and a restart finds all of it."""
+    import consentwatch.store.journal as journal
+
+    caplog.set_level("INFO", "consentwatch.store")
+    s = StateStore(data_dir)
+    s.record(finding("policy_update", date="2025-01-01"))
+    real = journal.append_durably
+
+    def half_then_full(fd, payload):
+        os.write(fd, payload[: len(payload) // 2])  # part of the line reaches the file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal, "append_durably", half_then_full)
+    _, ev1 = s.record(finding("toggle_on", "on"))
+    _, ev2 = s.record(finding("policy_update", date="2026-01-01"))
+    assert ev1 and ev2 and len(s.list_warnings()) == 3
+    assert caplog.text.count("No space left") == 1
+    monkeypatch.setattr(journal, "append_durably", real)
+    s.record(finding("policy_update", date="2027-01-01"))
+    assert "works again" in caplog.text
+    assert len(on_disk(data_dir)["warnings"]) == 4  # the half line was cut off before the next one
+    s.close()
+    assert len(StateStore(data_dir).list_warnings()) == 4
+    assert not list(data_dir.glob("*corrupt*"))

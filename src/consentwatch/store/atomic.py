@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -140,13 +141,18 @@ def move_aside(path: Path) -> Path:
     return target
 
 
-def atomic_write(path: Path, payload: bytes, mode: int = 0o600) -> None:
-    """Write `payload` to `path` so that readers see the old file or the new one, never a mix."""
+def atomic_write(path: Path, payload: bytes | Iterable[bytes], mode: int = 0o600) -> None:
+    """Write `payload` (bytes, or pieces of them) to `path` so that readers see the old file or the new one,
+    never a mix."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            if isinstance(payload, (bytes, bytearray, memoryview)):
+                f.write(payload)
+            else:
+                for piece in payload:
+                    f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

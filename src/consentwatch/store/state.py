@@ -19,6 +19,7 @@ from tinydb import Query
 
 from ..findings import POLICY_CHANGED, POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding
 from .atomic import open_db
+from .journal import open_journaled
 
 STATE_FILE = "state.json"
 LAST_SEEN_EVERY = dt.timedelta(seconds=60)  # page views only refresh last_seen this often (disk writes)
@@ -64,16 +65,22 @@ def _parse(ts: str) -> dt.datetime:
 
 
 class StateStore:
-    def __init__(self, data_dir: Path, region: str | None = None):
+    def __init__(self, data_dir: Path, region: str | None = None, journal: bool = True):
         self.path = Path(data_dir) / STATE_FILE
-        self.db = open_db(self.path)
+        # A snapshot and a journal (store/journal.py): a commit appends one line, whatever is stored.
+        # journal=False: the whole file rewritten on every commit, as before the journal (bench/store.py
+        # measures both).
+        self.db = open_journaled(self.path) if journal else open_db(self.path)
         self.region = region
         self.warnings = self.db.table("warnings")
         self.history = self.db.table("history")
         self._lock = threading.RLock()
         # Indexes over the tables, so a finding costs the same with 10 or 10,000 warnings stored
         # (TinyDB's queries scan every document).
-        self._by_key: dict[str, int] = {d["key"]: d.doc_id for d in self.warnings.all() if "key" in d}
+        self._by_key: dict[str, int] = {}
+        self._by_id: dict[str, int] = {}
+        for d in self.warnings.all():
+            self._index(d, d.doc_id)
         self._last: dict[str, tuple[str, int, str]] = {}  # rule id -> (observed_at, doc_id, state)
         for h in self.history.all():
             self._note_history(h.get("rule_id", ""), h.get("observed_at", ""), h.doc_id, h.get("state"))
@@ -93,7 +100,8 @@ class StateStore:
 
     def get(self, wid: str) -> dict | None:
         with self._lock:
-            doc = self.warnings.get(Q.id == wid)
+            doc_id = self._by_id.get(wid)
+            doc = self.warnings.get(doc_id=doc_id) if doc_id is not None else None
             return dict(doc) if doc else None
 
     def list_history(self) -> list[dict]:
@@ -108,6 +116,12 @@ class StateStore:
         # observed_at has one-second precision: within the same second, the later write (doc_id) wins
         if (observed_at, doc_id) > self._last.get(rule_id, ("", 0, ""))[:2]:
             self._last[rule_id] = (observed_at, doc_id, state)
+
+    def _index(self, warning: dict, doc_id: int) -> None:
+        if "key" in warning:
+            self._by_key[warning["key"]] = doc_id
+        if "id" in warning:
+            self._by_id[warning["id"]] = doc_id
 
     def _find(self, key: str):
         doc_id = self._by_key.get(key)
@@ -145,7 +159,7 @@ class StateStore:
         existing = self._find(key)
         if existing is None:
             w = self._new_warning(key, f, rule)
-            self._by_key[key] = self.warnings.insert(w)
+            self._index(w, self.warnings.insert(w))
             return [Event("warning", w)]
         ids = [existing.doc_id]
         if existing["status"] == ACTIVE or (existing["status"] == DISMISSED and f.kind != TOGGLE_REENABLED):
@@ -169,7 +183,8 @@ class StateStore:
 
     def dismiss(self, wid: str, when: dt.datetime | None = None) -> tuple[dict | None, list[Event]]:
         with self.batch():
-            doc = self.warnings.get(Q.id == wid)
+            doc_id = self._by_id.get(wid)
+            doc = self.warnings.get(doc_id=doc_id) if doc_id is not None else None
             if doc is None:
                 return None, []
             if doc["status"] == DISMISSED:
