@@ -6,6 +6,8 @@ replay.py   replay throughput (flows/s)
 latency.py  flow-to-WebSocket latency through a real `consentwatch run` (p50/p99)
 proxy.py    throughput ratios against plain mitmproxy under wrk, reverse and regular mode, side by side,
             and how long the proxy's event loop was blocked
+store.py    the warning store's cost per commit (time, CPU, memory) at 10 / 1,000 / 100,000 stored items,
+            the whole-file store before the journal against the journal
 """
 
 import subprocess
@@ -14,7 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script, args in (("detect.py", []), ("replay.py", []), ("latency.py", []), ("proxy.py", ["--rounds", "5"])):
+for script, args in (("detect.py", []), ("replay.py", []), ("latency.py", []), ("store.py", []),
+                     ("proxy.py", ["--rounds", "5"])):
     print(f"\n=== bench/{script} ===", flush=True)
     code = subprocess.call([sys.executable, str(HERE / script), *args])
     if code:
