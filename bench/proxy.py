@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 from consentwatch.store.journal import read_stored
@@ -128,7 +129,9 @@ def main() -> int:
                     a_runs.append(wrk(pa, origin_port, host, path, mode, args.seconds, conns))
                     b_runs.append(wrk(pb, origin_port, host, path, mode, args.seconds, conns))
                 a, b = statistics.median(a_runs), statistics.median(b_runs)
-                rows.append((mode, name, a, b, b / a))
+                # each round's B/A, A and B measured back to back: less exposed to load from elsewhere
+                paired = statistics.median(y / x for x, y in zip(a_runs, b_runs))
+                rows.append((mode, name, a, b, b / a, paired))
             for p in (plain, watched):
                 p.terminate()
                 p.wait(timeout=10)
@@ -140,20 +143,21 @@ def main() -> int:
             rules = {w["rule_id"] for w in state.get("warnings", {}).values()}
             rows.append((mode, "inspected? " + ("yes: linkedin.genai-training warning stored" if
                                                   "linkedin.genai-training" in rules else "NO WARNING STORED"),
-                         None, None, None))
+                         None, None, None, None))
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
         origin.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nthroughput through the proxy, median of {args.rounds} alternating rounds of {args.seconds}s (requests/s)")
-    print(f"{'mode':<9} {'case':<44} {'plain':>9} {'+consentwatch':>14} {'ratio':>7}")
-    for mode, name, a, b, r in rows:
+    print(f"\nthroughput through the proxy (mitmproxy {version('mitmproxy')}), median of {args.rounds} alternating "
+          f"rounds of {args.seconds}s (requests/s); ratio: of the medians, paired: median of each round's ratio")
+    print(f"{'mode':<9} {'case':<44} {'plain':>9} {'+consentwatch':>14} {'ratio':>7} {'paired':>7}")
+    for mode, name, a, b, r, paired in rows:
         if a is None:
             print(f"{mode:<9} {name}")
         else:
-            print(f"{mode:<9} {name:<44} {a:>9.0f} {b:>14.0f} {r:>7.3f}")
+            print(f"{mode:<9} {name:<44} {a:>9.0f} {b:>14.0f} {r:>7.3f} {paired:>7.3f}")
     print("\nproxy event loop blocked (lag of a 1 ms tick over the whole run), plain vs +consentwatch")
     print(f"{'mode':<9} {'p99 plain':>10} {'p99 +cw':>9} {'max plain':>10} {'max +cw':>9}")
     for mode, (a, b) in lags.items():

@@ -10,11 +10,20 @@ store.py    the warning store's cost per commit (time, CPU, memory) at 10 / 1,00
             the whole-file store before the journal against the journal
 """
 
+import os
+import platform
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+# what the figures were measured with: the README's tables say the same
+load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+print(f"consentwatch {version('consentwatch')}, mitmproxy {version('mitmproxy')}, tinydb {version('tinydb')}, "
+      f"Python {platform.python_version()}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+      f"load average {load} (other work on the machine makes throughput noisy)", flush=True)
 
 for script, args in (("detect.py", []), ("replay.py", []), ("latency.py", []), ("store.py", []),
                      ("proxy.py", ["--rounds", "5"])):
