@@ -5,7 +5,7 @@ only hands its addons to mitmproxy, so people keep their own mitmproxy command l
 """
 
 from consentwatch import logs
-from consentwatch.assembly import default_addons, front_addons
+from consentwatch.assembly import script_addons
 
 logs.install_on_root()  # mitmproxy's own log handlers: consentwatch's lines with its prefix, scrubbed
-addons = [*front_addons(), *default_addons()]
+addons = script_addons()  # one group: mitmproxy asks each addon it sees for every hook of every flow

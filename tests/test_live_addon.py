@@ -192,7 +192,7 @@ async def test_run_master_intercepts_only_rule_hosts(data):
             assert not rx.search(h), h
         # a live reload moves allow_hosts with it
         RuleStore(data).write_pack(pack_without_linkedin("9999.3"), "import")
-        assert await m.addons.get("rulesreloader").check()
+        assert await m.addons.get("consentwatch_addons").get("rulesreloader").check()
         await asyncio.sleep(0)
         regex, _selftest = m.options.allow_hosts
         assert not re.search(regex, "www.linkedin.com:443") and regex == cw.watch.rules.allow_hosts_regex()

@@ -91,7 +91,7 @@ async def test_run_uses_the_constrained_ca_and_warns_when_a_pack_adds_a_domain(t
         pack["version"] = "9999.9"
         pack["rules"][0] = {**pack["rules"][0], "hosts": pack["rules"][0]["hosts"] + ["www.newplatform.example"]}
         RuleStore(data).write_pack(pack, "import")
-        assert await m.addons.get("rulesreloader").check()
+        assert await m.addons.get("consentwatch_addons").get("rulesreloader").check()
         await asyncio.sleep(0)
         assert any("newplatform.example" in r.getMessage() and "--renew-ca" in r.getMessage() for r in caplog.records)
         # until renewed, the new host is tunnelled (a certificate the browser would refuse is never presented)

@@ -24,7 +24,7 @@ from mitmproxy.addons import keepserving, readfile
 
 from . import logs
 from .addon import ConsentWatch
-from .assembly import default_addons, front_addons
+from .assembly import AddonGroup, default_addons, front_addons
 from .ca import (CA_CERT, CA_DIR, OWN_DOMAIN, SELFTEST_HOST, SELFTEST_URL, CaError, CaStatus, covers, ensure_ca,
                  uncovered)
 from .api.server import API_HOST, ApiServer, ApiStartError
@@ -135,11 +135,14 @@ async def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, Api
     m.addons.add(*front_addons())
     m.addons.add(*mitm_addons.default_addons())
     m.addons.add(keepserving.KeepServing(), readfile.ReadFile())
-    m.addons.add(*default_addons())
-    cw: ConsentWatch = m.addons.get("consentwatch")
-    api: ApiServer = m.addons.get("apiserver")
+    parts = default_addons()
+    cw: ConsentWatch
+    api: ApiServer
+    cw, _, api, _ = parts
+    # one entry in mitmproxy's chain (AddonGroup: each addon in it costs every event of every flow); the
+    # host filter has no hook: it follows the rules through cw and sets an option, so it is not in the chain
+    m.addons.add(AddonGroup(*parts))
     hosts = InterceptRuleHosts(cw, opts)
-    m.addons.add(hosts)
     try:
         _configure(cfg, opts, cw, hosts, confdir)
     except RunError:

@@ -1,0 +1,99 @@
+"""AddonGroup: consentwatch's addons as one entry in mitmproxy's chain, each hook handed to the parts that have it."""
+
+import asyncio
+import logging
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.hooks import DoneHook
+from mitmproxy.addonmanager import traverse
+from mitmproxy.proxy.layers import http as http_layer
+from mitmproxy.test import taddons, tflow
+
+from consentwatch.assembly import AddonGroup, default_addons, script_addons
+from consentwatch.run import RunConfig, build_master
+from live_support import free_port
+
+
+class Recorder:
+    def __init__(self, name, calls, fail=None):
+        self.name, self.calls, self.fail = name, calls, fail
+
+    def configure(self, updated):
+        self.calls.append((self.name, "configure"))
+        if self.fail == "configure":
+            raise exceptions.OptionsError(f"{self.name} refuses")
+
+    async def done(self):
+        await asyncio.sleep(0)
+        self.calls.append((self.name, "done"))
+        if self.fail == "done":
+            raise RuntimeError(f"{self.name} broke")
+
+
+class SyncDone:
+    def __init__(self, calls):
+        self.calls = calls
+
+    def done(self):
+        self.calls.append(("sync", "done"))
+
+    def response(self, flow):
+        self.calls.append(("sync", "response"))
+
+
+def test_the_group_has_only_the_hooks_its_parts_have():
+    group = AddonGroup(*default_addons())
+    hooks = {h for h in ("load", "configure", "running", "done", "response", "request", "requestheaders",
+                         "responseheaders", "client_connected", "server_connect", "update", "next_layer")
+             if hasattr(group, h)}
+    assert hooks == {"load", "configure", "running", "done", "response"}
+    # a hook only one part has is that part's own method: nothing in between
+    assert group.response == group.parts[0].response
+    assert not hasattr(group, "addons")  # mitmproxy does not walk into it on every event
+
+
+async def test_each_hook_reaches_the_parts_that_have_it_in_order(caplog):
+    calls = []
+    group = AddonGroup(Recorder("a", calls, fail="done"), SyncDone(calls), Recorder("b", calls))
+    with taddons.context(group) as tctx:
+        tctx.configure(group, listen_port=1)
+        assert calls == [("a", "configure"), ("b", "configure")]
+        calls.clear()
+        await tctx.master.addons.handle_lifecycle(http_layer.HttpResponseHook(tflow.tflow(resp=True)))
+        assert calls == [("sync", "response")]
+        calls.clear()
+        await tctx.master.addons.trigger_event(DoneHook())
+        # a's error is logged as mitmproxy logs an addon's, and the parts after it still run
+        assert calls == [("a", "done"), ("sync", "done"), ("b", "done")]
+        assert "a broke" in caplog.text
+
+
+def test_options_error_goes_through_and_stops_the_rest():
+    calls = []
+    group = AddonGroup(Recorder("a", calls, fail="configure"), Recorder("b", calls))
+    with taddons.context(group) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="a refuses"):
+            tctx.configure(group, listen_port=1)
+    assert calls and set(calls) == {("a", "configure")}  # (again for the rollback) and b never
+
+
+async def test_the_script_and_run_put_one_entry_in_the_chain(data_dir):
+    data = data_dir
+    (group,) = script_addons()
+    assert isinstance(group, AddonGroup)
+    m, cw, api, hosts = await build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
+    try:
+        ours = [a for a in m.addons.chain if a.__class__.__module__.startswith("consentwatch")]
+        assert len(ours) == 1 and isinstance(ours[0], AddonGroup)
+        assert cw in ours[0].parts and api in ours[0].parts and hosts not in m.addons.chain
+        assert len(list(traverse([ours[0]]))) == 1
+    finally:
+        await cw.done()
+        await api.stop()
+
+
+def test_a_group_logs_nothing_by_being_there(caplog):
+    caplog.set_level(logging.DEBUG)
+    AddonGroup(*default_addons())
+    assert caplog.text == ""
