@@ -23,6 +23,7 @@ from consentwatch.detect import policy_text as pt
 from consentwatch.detect.engine import Detector
 from consentwatch.rules.model import load_pack, shipped_pack
 from consentwatch.rules.regex_safety import check_pattern
+from consentwatch.store.journal import read_stored
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_pack(shipped_pack())
@@ -249,7 +250,8 @@ def test_replay_linkedin_clause_added_then_nothing_for_repeats_queries_markup_an
     assert set(doc) == {"key", "rule_id", "platform", "document", "title", "kind", "url", "versions"}
     assert doc["url"] == pp.LINKEDIN_URL and [len(v["sentences"]) for v in doc["versions"]] == [0, 2]
     assert all(set(v) == {"fingerprint", "sentences", "first_seen", "last_seen"} for v in doc["versions"])
-    everything = (data_dir / "policies.json").read_text() + (data_dir / "state.json").read_text()
+    everything = "".join((data_dir / name).read_text() for name in ("policies.json", "state.json", "state.journal")
+                         if (data_dir / name).exists())
     for absent in ("trk=", "Sunnyvale", "San Francisco", "cookies", "SECRET_COOKIE_VALUE", "Data Protection Officer"):
         assert absent not in everything
 
@@ -322,7 +324,7 @@ def test_the_extension_keeps_a_policy_change_and_its_words(tmp_path, data_dir):
     replay(data_dir, write_flow(tmp_path / "q1.flow", pp.QUORA_URL, pp.quora("v2")))
     replay(data_dir, write_flow(tmp_path / "q2.flow", pp.QUORA_URL, pp.quora("v1")))
     [w] = json.loads(cli("report", "--format", "json", "--data-dir", str(data_dir)).stdout)["platforms"][0]["policy_changes"]
-    stored = json.loads((data_dir / "state.json").read_text())["warnings"]
+    stored = read_stored(data_dir / "state.json")["warnings"]
     [warning] = [x for x in stored.values() if x["id"] == w["id"]]
     out = subprocess.run([node, "-e", SANITIZE, str(ROOT / "extension" / "lib" / "common.js"), json.dumps(warning)],
                          capture_output=True, text=True, timeout=30)
