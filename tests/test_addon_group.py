@@ -12,6 +12,7 @@ from mitmproxy.test import taddons, tflow
 
 from consentwatch.assembly import AddonGroup, default_addons, script_addons
 from consentwatch.run import RunConfig, build_master
+from consentwatch.selftest import SelfTest
 from live_support import free_port
 
 
@@ -81,13 +82,14 @@ def test_options_error_goes_through_and_stops_the_rest():
 async def test_the_script_and_run_put_one_entry_in_the_chain(data_dir):
     data = data_dir
     (group,) = script_addons()
-    assert isinstance(group, AddonGroup)
+    assert isinstance(group, AddonGroup) and isinstance(group.parts[0], SelfTest)
     m, cw, api, hosts = await build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
     try:
         ours = [a for a in m.addons.chain if a.__class__.__module__.startswith("consentwatch")]
-        assert len(ours) == 1 and isinstance(ours[0], AddonGroup)
-        assert cw in ours[0].parts and api in ours[0].parts and hosts not in m.addons.chain
-        assert len(list(traverse([ours[0]]))) == 1
+        # the self-test first (it must answer before mitmproxy's server replay), then everything else as one
+        assert [type(a) for a in ours] == [SelfTest, AddonGroup]
+        assert cw in ours[1].parts and api in ours[1].parts and hosts not in m.addons.chain
+        assert len(list(traverse([ours[1]]))) == 1
     finally:
         await cw.done()
         await api.stop()

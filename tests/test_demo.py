@@ -130,8 +130,8 @@ def test_demo_serves_the_shipped_pages_offline_beside_a_running_run(tmp_path):
             raise AssertionError(f"no warning from the demo: {body!r}")
         # the user's own data dir got the CA (so `consentwatch trust` covers the demo), never the demo's warnings
         assert (demo.home / "ca" / "consentwatch-ca-cert.pem").exists()
-        assert not (demo.home / "state.json").exists() and not (demo.home / "suggestions.json").exists()
-        assert (scratch / "state.json").exists()
+        assert not any((demo.home / name).exists() for name in ("state.json", "state.journal", "suggestions.json"))
+        assert (scratch / "state.journal").exists()  # the store's first commit (state.json: its first compaction)
     finally:
         assert demo.stop() == 0, demo.output()
         running.stop()
