@@ -73,6 +73,8 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9
 # machine words: snake_case, kebab-case, dotted, lowerCamel, UPPER_CASE (enum values, setting keys, locales)
 _MACHINE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,47}(?:[_.:/-][A-Za-z0-9]{1,47}){0,8}")
 _LONG_DIGITS = re.compile(r"\d{4,}")
+# one part of a machine word: lower case, UPPER case, lowerCamel or PascalCase (digits only at a hump's end)
+_PART = re.compile(r"[a-z0-9]+|[A-Z0-9]+|[a-z]+[0-9]*(?:[A-Z][a-z]+[0-9]*)*|(?:[A-Z][a-z]+[0-9]*)+")
 STATE_WORDS = frozenset({
     "true", "false", "null", "none", "on", "off", "yes", "no", "enabled", "disabled", "enable", "disable",
     "allowed", "denied", "allow", "deny", "permitted", "forbidden", "granted", "revoked", "opted_in", "opted_out",
@@ -93,9 +95,10 @@ def is_machine_word(s: str) -> bool:
         return False
     if s.lower() in STATE_WORDS:
         return True
-    if any(c in s for c in "_.:/-"):
-        return True
-    return s.islower() or s.isupper() or (s[0].islower() and s.isalnum())
+    parts = re.split(r"[_.:/-]", s)
+    if not all(_PART.fullmatch(p) for p in parts):
+        return False  # "AKlEn5h" is a token's piece, not a word
+    return len(parts) > 1 or s.islower() or s.isupper() or s[0].islower()
 
 
 # -- key names -------------------------------------------------------------------------------------
@@ -113,6 +116,8 @@ _SECRET_WORDS = {"token", "tokens", "csrf", "xsrf", "csrftoken", "xsrftoken", "s
                  "authorization", "auth", "authtoken", "accesstoken", "refreshtoken", "sid"}
 _KEY_QUALIFIERS = {"api", "access", "private", "secret", "client", "session", "auth", "encryption", "signing"}
 _CSRF_WORDS = {"csrf", "xsrf", "csrftoken", "xsrftoken", "authenticity"}
+# platforms' own names for their CSRF tokens (Quora, Facebook, Rails)
+_CSRF_NAMES = {"formkey", "fbdtsg", "dtsg", "lsd", "jazoest", "authenticitytoken", "requestverificationtoken"}
 _COOKIE_WORDS = {"cookie", "cookies", "session", "sessionid", "sessionkey", "sid"}
 _ID_WORDS = {"id", "ids", "uid", "uuid", "guid", "urn", "urns", "oid", "userid", "accountid", "memberid",
              "profileid", "orgid", "ownerid", "identifier", "fbid", "objectid", "entityurn"}
@@ -144,11 +149,12 @@ def classify_key(key: str) -> str | None:
         return None
     joined = "".join(ws)
     wset = set(ws)
-    if wset & _CSRF_WORDS:
+    if wset & _CSRF_WORDS or "csrf" in joined or "xsrf" in joined or joined in _CSRF_NAMES:
         return CSRF
-    if wset & _COOKIE_WORDS:
+    if wset & _COOKIE_WORDS or "session" in joined:
         return COOKIE
-    if wset & _SECRET_WORDS or joined in _SECRET_WORDS or ("key" in wset and wset & _KEY_QUALIFIERS):
+    if wset & _SECRET_WORDS or joined in _SECRET_WORDS or ("key" in wset and wset & _KEY_QUALIFIERS) \
+            or any(w in joined for w in ("token", "secret", "password", "passwd", "credential")):
         return SECRET
     if wset & _EMAIL_WORDS or joined in _EMAIL_WORDS:
         return EMAIL_KIND

@@ -93,19 +93,23 @@ class Placeholders:
     protected_words: set[str] = field(default_factory=set)
 
     def get(self, kind: str, value: str, hunt: bool = True) -> str:
+        if P.is_placeholder(value.strip()):
+            return value  # scrubbing a scrubbed recording again changes nothing
         ph = self.by_value.get(value)
         if ph is None:
             ph = self._make(kind, value)
             self.by_value[value] = ph
             self.by_value[ph] = ph
             self.distinct[kind] += 1
-            if hunt:
-                self.learn(kind, value, ph)
+        if hunt:
+            self.learn(kind, value, ph)  # also when first seen as free text, now as a name
         self.removed[kind] += 1
         return ph
 
     def number(self, kind: str, value: str) -> int:
         """A numeric placeholder (a JSON number stays a number), shared with the string form of the same id."""
+        if P.is_placeholder(value):
+            return int(value)
         ph = self.by_value.get(value)
         if ph is None or not ph.isdigit():
             self.numbers["#"] += 1
@@ -368,13 +372,14 @@ class Scrubber:
         return n
 
     def json_key(self, k: str) -> str:
+        """Keys stay (rules match them), unless a key is itself an id, an address or a token (maps keyed by id)."""
         if P.DIGITS.fullmatch(k) or P.UUID.fullmatch(k):
             return self.ph.get("id", k)
         if P.EMAIL.fullmatch(k):
             return self.ph.get("email", k)
         if P.is_token(k):
             return self.ph.get("token", k)
-        return k
+        return self.patterns(k)
 
     def json_text(self, text: str, phrases: tuple[str, ...]) -> str:
         """A JSON document (possibly behind an anti-XSSI prefix); text that does not parse is scrubbed as code."""
@@ -670,7 +675,9 @@ class Scrubber:
                                  if (v := attrs.get(a)))
                 if named and any(p in norm(named) for p in phrases if p not in notice):
                     parent = node.parent
-                    root = parent if parent is not None and _text_len(parent) <= ROW_TEXT else node
+                    row = parent is not None and parent.tag not in ("html", "body", "main", "form") \
+                        and _text_len(parent) <= ROW_TEXT
+                    root = parent if row else node
                     roots[root.mem_id] = root
         kept: set[int] = set()
         for root in roots.values():
@@ -688,7 +695,7 @@ class Scrubber:
             stype = (parent.attributes.get("type") or "").lower()
             new = self.json_text(text, phrases) if "json" in stype else self.code(text, phrases)
         elif ptag == "style":
-            new = self.patterns(text)
+            new = self.code(text, phrases)
         elif in_region:
             new = self.patterns(text)
         elif text.lstrip()[:1] in "{[" and _parses(text):
@@ -984,6 +991,8 @@ def _controls_named_by(doc: LexborHTMLParser, el: LexborNode) -> list[LexborNode
             continue
         sel = f'[id="{ident}"]' if how == "id" else f'[aria-labelledby~="{ident}"]'
         for c in doc.css(sel):
-            holder = c.parent if c.parent is not None and _text_len(c.parent) <= REGION_TEXT else c
-            out.append(holder)
+            parent = c.parent
+            row = parent is not None and parent.tag not in ("html", "body", "main", "form") \
+                and _text_len(parent) <= ROW_TEXT
+            out.append(parent if row else c)
     return out
