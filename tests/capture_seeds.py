@@ -39,6 +39,7 @@ HANDLE = "janellequinn-4711"
 SCREEN_NAME = "jquinnsworth"
 FREE_TEXT = "packing for our holiday in Lisbon"
 QUERY_SECRET = "sEcReTqUeRy98765"
+BLOG = "sourdoughdiaries"  # a blog name: nothing marks it as personal, only --redact can remove it
 
 SECRETS = (COOKIE_LI_AT, JSESSIONID, "5839201746382910475", BEARER, API_TOKEN, X_CSRF, SET_COOKIE, EMAIL,
            "jane.quinn", EMAIL2, "15123456789", "151 23456789", PHONE_US, "555-0142", MEMBER_ID, SNOWFLAKE,
@@ -82,7 +83,7 @@ def tumblr_html() -> str:
     state = json.dumps({"routeName": "settings-blog", "API_TOKEN": API_TOKEN, "isLoggedIn": True,
                         "user": {"name": SCREEN_NAME, "email": EMAIL, "uuid": "t:" + SET_COOKIE}})
     return f"""<html><head><script id="___INITIAL_STATE___" type="application/json">{state}</script></head><body>
-<main><h1>Blog settings</h1><div class="row"><label><span>Prevent third-party sharing</span>
+<main><h1>Blog settings</h1><div class="row"><label><span>Prevent third-party sharing for {BLOG}</span>
 <input type="checkbox" role="switch" name="prevent_third_party_sharing"></label></div>
 <p>Posted by {SCREEN_NAME}: {FREE_TEXT}</p></main></body></html>"""
 
@@ -146,7 +147,7 @@ def seeded_flows() -> list[http.HTTPFlow]:
               json.dumps({"variables": {"allowXaiDataSharing": False, "userId": SNOWFLAKE},
                           "queryId": "Zz98Yy76Xx54Ww32Vv10Uu"}).encode(),
               {"content-type": JSON}, json.dumps({"data": {"user_preferences_put": {"__typename": "Ok"}}}).encode(), 3),
-        _flow("GET", "https://www.tumblr.com/settings/blog/kitchen", {"cookie": f"sid={COOKIE_LI_AT}"}, b"",
+        _flow("GET", f"https://www.tumblr.com/settings/blog/{BLOG}", {"cookie": f"sid={COOKIE_LI_AT}"}, b"",
               {"content-type": HTML}, tumblr_html().encode(), 4),
         _flow("GET", f"https://public-api.wordpress.com/rest/v1.4/sites/{SITE_ID}/settings",
               {"authorization": f"X-WPCOOKIE {COOKIE_LI_AT}:1:https://wordpress.com"}, b"",

@@ -44,7 +44,8 @@ def register(sub) -> None:
     p.add_argument("--keep", metavar="PHRASE", action="append", default=[],
                    help="(--scrub) keep the region around this label too: a setting no rule knows yet (repeatable)")
     p.add_argument("--pack", metavar="FILE", type=Path,
-                   help="(--scrub) take the settings regions from this rule pack (default: the rules in force)")
+                   help="(--scrub) take the settings regions from this rule pack (default: the shipped pack, or "
+                        "the rules installed in --data-dir)")
     add_data_dir(p)
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
@@ -67,18 +68,23 @@ def run(args) -> int:
 
 # -- shared ----------------------------------------------------------------------------------------
 
-def _rules(args):
-    from ..rules.model import PackError, load_pack
+def _rules(args, installed: bool):
+    """--pack, else the data dir's rules when `installed` (recording) or --data-dir is given, else the shipped
+    pack (scrubbing a file does not need, or touch, your data dir)."""
+    from ..rules.model import PackError, load_pack, shipped_pack
     from ..rules.store import RuleStore
     from .rules_cmd import read_pack_file
 
     if getattr(args, "pack", None):
         _, pack = read_pack_file(args.pack)
-        try:
-            return load_pack(pack)
-        except PackError as e:
-            raise CliError(f"{args.pack}: invalid rule pack ({e.errors[0]})") from None
-    return RuleStore(resolve_data_dir(args)).load()
+    elif installed or args.data_dir:
+        return RuleStore(resolve_data_dir(args)).load()
+    else:
+        pack = shipped_pack()
+    try:
+        return load_pack(pack)
+    except PackError as e:
+        raise CliError(f"{args.pack or 'the shipped pack'}: invalid rule pack ({e.errors[0]})") from None
 
 
 def _print_summary(flows: int, hosts: list[str], removed: dict, distinct: dict, written: tuple[Path, Path]) -> None:
@@ -143,7 +149,7 @@ def _scrub(args) -> int:
 
     if args.out is None:
         raise CliError("--scrub needs --out FILE (FILE.flow and FILE.har are written)")
-    rules = _rules(args)
+    rules = _rules(args, installed=False)
     try:
         flows = read_recording(args.scrub)
     except ReplayError as e:
@@ -168,7 +174,7 @@ def _record(args) -> int:
     from ..capture.record import FINAL_STATES, CaptureClient
 
     data_dir = resolve_data_dir(args)
-    rules = _rules(args)
+    rules = _rules(args, installed=True)
     platform = args.platform.strip().lower()
     mine = [r for r in rules.rules if r.platform == platform]
     if not mine:
