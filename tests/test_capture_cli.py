@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import capture_seeds as S
-from conftest import cli
+from conftest import FIXTURES, cli
 from consentwatch.addon import ConsentWatch
 from consentwatch.capture.files import read_recording
 from consentwatch.capture.record import (CAPTURE_DIR, REQUEST_FILE, STALE_AFTER, CaptureClient, CaptureRecorder,
@@ -58,6 +58,16 @@ def test_check_reports_kinds_and_places_never_values(tmp_path, seeded):
     cli("capture", "--scrub", str(seeded), "--out", str(tmp_path / "ok"), check=True)
     r = cli("capture", "--check", str(tmp_path / "ok.flow"), str(tmp_path / "ok.har"))
     assert r.returncode == 0 and r.stdout.count("no known secret pattern") == 2
+
+
+def test_committed_captures_are_clean():
+    """What a maintainer runs before accepting a capture, for every capture in the repository."""
+    captures = sorted((FIXTURES / "captures").rglob("*.flow")) + sorted((FIXTURES / "captures").rglob("*.har"))
+    assert captures, "tests/fixtures/captures/ holds at least the example capture"
+    r = cli("capture", "--check", *map(str, captures))
+    assert r.returncode == 0, r.stdout
+    for path in captures:
+        assert S.leftovers(path.read_bytes()) == []
 
 
 def test_rules_test_on_a_capture(tmp_path, seeded):

@@ -160,10 +160,10 @@ def classify_key(key: str) -> str | None:
         return EMAIL_KIND
     if wset & _PHONE_WORDS or joined in _PHONE_WORDS:
         return PHONE_KIND
-    if ws[-1] in _ID_WORDS or joined in _ID_WORDS or "urn" in wset:
-        return ID
     if joined.endswith(_NAME_SUFFIXES):
         return NAME
+    if ws[-1] in _ID_WORDS or joined in _ID_WORDS or "urn" in wset:
+        return ID
     if joined in _PERSONAL or wset & _PERSONAL:
         return PERSONAL
     if joined in _AMBIGUOUS_NAME:

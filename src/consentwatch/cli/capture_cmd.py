@@ -99,8 +99,8 @@ def _print_summary(flows: int, hosts: list[str], removed: dict, distinct: dict, 
         print("\n".join(lines))
     else:
         print("removed: nothing (the recording held nothing personal that consentwatch recognises)")
-    print("before you share it: read it once yourself (docs/RULES.md, 'Checking a capture'); names that no field "
-          "labels as a name (a blog name in a URL, say) can only be removed with --redact.")
+    print("before you share it, read it once yourself (docs/RULES.md, 'From a capture to a pull request'): a name "
+          "that no field labels as one (a blog name in a URL, say) can only be removed with --redact.")
     print(f"try it: consentwatch replay {written[0]}")
 
 
