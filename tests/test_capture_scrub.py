@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
 import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from mitmproxy import http
 from selectolax.lexbor import LexborHTMLParser
 
@@ -242,3 +244,66 @@ def test_request_without_response_and_odd_input(rules):
     res = scrub_flows([bad], Scrubber(rules))
     assert res.flows[0].response.raw_content == b"" and res.removed["undecodable"] == 1
     assert isinstance(res.flows[0], http.HTTPFlow)
+
+
+# -- the scrubber and the verifier agree, on documents nobody wrote by hand --------------------------------
+
+_KEYS = st.sampled_from(["id", "userId", "name", "screen_name", "email", "phone", "csrfToken", "API_TOKEN",
+                         "sessionKey", "text", "status", "enabled", "allow_xai_data_sharing", "url", "count",
+                         "__typename", "firstName", "bio", "formkey", "x"])
+_SECRETISH = st.sampled_from([S.EMAIL, S.BEARER, S.API_TOKEN, S.X_CSRF, S.MEMBER_ID, S.SNOWFLAKE, S.PHONE,
+                              S.FREE_TEXT, f"{S.FIRST} {S.LAST}", "https://example.com/u/" + S.MEMBER_ID,
+                              "enabled", "User", "2025-11-03"])
+_SHAPES = st.from_regex(r"[A-Za-z0-9@._+:=/ -]{4,48}", fullmatch=True)  # e-mails, tokens, ids by accident
+_VALUES = st.one_of(st.booleans(), st.none(), st.integers(), _SECRETISH, st.text(max_size=30), _SHAPES)
+_DOCS = st.recursive(_VALUES, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                      st.dictionaries(st.one_of(_KEYS, _SHAPES), inner, max_size=5)), max_leaves=25)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_DOCS, as_script=st.booleans())
+def test_any_json_document_is_scrubbed_so_that_the_verifier_passes_it(rules, doc, as_script):
+    body = json.dumps(doc)
+    if as_script:
+        body = f"<html><body><script>window.__STATE__ = {body};</script><p>{S.FREE_TEXT}</p></body></html>"
+    f = S._flow("POST", f"https://x.com/i/api/graphql/q?v={S.QUERY_SECRET}",
+                {"cookie": f"auth_token={S.COOKIE_LI_AT}", "content-type": "application/json"}, json.dumps(doc).encode(),
+                {"content-type": S.HTML if as_script else S.JSON}, body.encode(), 0)
+    result = scrub_flows([f], Scrubber(rules))  # raises Refused if the verifier disagrees with the scrubber
+    out = result.flows[0]
+    for secret in (S.EMAIL, S.BEARER, S.API_TOKEN, S.X_CSRF, S.MEMBER_ID, S.SNOWFLAKE, S.COOKIE_LI_AT,
+                   S.QUERY_SECRET):
+        assert secret not in flow_bytes([out]).decode("utf-8", "replace")
+    if not as_script:  # the same tree of the same types (keys that were ids or tokens are renamed)
+        assert _tree(json.loads(out.request.raw_content)) == _tree(json.loads(json.dumps(doc)))
+
+
+def _tree(doc):
+    if isinstance(doc, dict):
+        return ("{}", tuple(sorted(repr(_tree(v)) for v in doc.values())))
+    if isinstance(doc, list):
+        return ("[]", tuple(_tree(v) for v in doc))
+    return doc if isinstance(doc, bool) or doc is None else type(doc).__name__
+
+
+_TEXTS = st.one_of(_SECRETISH, _SHAPES, st.text(max_size=20), st.just(S.LABEL),
+                   st.just("We're updating our Privacy Policy as we expand AI at Meta, effective June 26, 2024"))
+_ATTRS = st.sampled_from(["id", "class", "title", "aria-label", "href", "src", "value", "name", "content", "data-x",
+                          "for", "style", "nonce", "props"])
+_TAGS = st.sampled_from(["div", "span", "p", "label", "input", "a", "script", "style", "meta", "code", "section",
+                         "button", "template", "textarea", "title"])
+
+
+def _element(children):
+    return st.builds(lambda t, attrs, kids: f"<{t} " + " ".join(f'{k}="{html.escape(v)}"' for k, v in attrs) + ">"
+                     + " ".join(kids) + f"</{t}>", _TAGS, st.lists(st.tuples(_ATTRS, _TEXTS), max_size=3),
+                     st.lists(children, max_size=3))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.recursive(_TEXTS.map(html.escape), _element, max_leaves=20))
+def test_any_page_is_scrubbed_so_that_the_verifier_passes_it(rules, doc):
+    f = S._flow("GET", S.LINKEDIN, {}, b"", {"content-type": S.HTML}, f"<html><body>{doc}</body></html>".encode(), 0)
+    out = flow_bytes(scrub_flows([f], Scrubber(rules)).flows).decode("utf-8", "replace")
+    for secret in (S.EMAIL, S.BEARER, S.API_TOKEN, S.X_CSRF, S.MEMBER_ID, S.SNOWFLAKE):
+        assert secret not in out

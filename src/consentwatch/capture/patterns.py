@@ -23,9 +23,36 @@ def is_placeholder(value: str) -> bool:
     return _PLACEHOLDER_WHOLE.fullmatch(value) is not None
 
 
+# placeholders inside a longer text, to step around (a name "csrf" must not eat "scrubbed-csrf-1")
+PLACEHOLDER_IN_TEXT = r"scrubbed-[a-z]+(?:-[a-z]+)*-\d+|[a-z]+-\d+@scrubbed\.invalid"
+_PLACEHOLDER_SPAN = re.compile(PLACEHOLDER_IN_TEXT)
+
+
+def outside_placeholders(text: str, fn) -> str:
+    """fn applied to the parts of `text` between placeholders; the placeholders as they are."""
+    if "scrubbed" not in text:
+        return fn(text)
+    out, pos = [], 0
+    for m in _PLACEHOLDER_SPAN.finditer(text):
+        out.append(fn(text[pos:m.start()]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(fn(text[pos:]))
+    return "".join(out)
+
+
+def literal_hunter(values) -> re.Pattern[str] | None:
+    """One regex for these literal values as whole words; placeholders match first (group `ph`) and stay."""
+    vals = sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True)
+    if not vals:
+        return None
+    return re.compile(r"(?P<ph>" + PLACEHOLDER_IN_TEXT + r")|(?<![A-Za-z0-9])(?:"
+                      + "|".join(re.escape(v) for v in vals) + r")(?![A-Za-z0-9])")
+
+
 # -- value shapes ----------------------------------------------------------------------------------
 EMAIL = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}(?:@|%40)"
-                   r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])")
+                   r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z_-])")
 JWT = re.compile(r"(?<![\w-])eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]*")
 # credentials after an HTTP auth scheme, wherever they appear (headers, logs quoted in pages, scripts)
 AUTH_SCHEME = re.compile(r"(?i)(?<![\w-])(bearer|basic|digest|token)(\s+)([A-Za-z0-9._~+/=-]{8,})")
@@ -41,7 +68,7 @@ PHONE = re.compile(r"(?<![\w+])(?:\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}"
                    r"|\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4})(?![\w])")
 # long runs of digits: user, account, post ids (Snowflake ids are 19 digits); five or more
 DIGITS = re.compile(r"(?<!\d)\d{5,}(?!\d)")
-_TOKEN_CANDIDATE = re.compile(r"(?<![A-Za-z0-9_+=-])[A-Za-z0-9_+=-]{20,}(?![A-Za-z0-9_+=-])")
+TOKEN_CANDIDATE = re.compile(r"(?<![A-Za-z0-9_+=-])[A-Za-z0-9_+=-]{20,}(?![A-Za-z0-9_+=-])")
 _HEX = re.compile(r"[0-9a-fA-F]{32,}")
 
 
@@ -59,7 +86,7 @@ def is_token(s: str) -> bool:
 
 def tokens(text: str):
     """Positions of token-like runs (for replacing them in free text)."""
-    for m in _TOKEN_CANDIDATE.finditer(text):
+    for m in TOKEN_CANDIDATE.finditer(text):
         if is_token(m.group(0)):
             yield m
 
@@ -144,6 +171,8 @@ SECRET, CSRF, COOKIE, ID, EMAIL_KIND, PHONE_KIND, NAME, PERSONAL, AMBIGUOUS_NAME
 
 def classify_key(key: str) -> str | None:
     """What a field named `key` holds, when its name says: a kind above, or None (judge the value)."""
+    if is_placeholder(key):
+        return None  # a key that was an id or a token itself says nothing about its value
     ws = key_words(key)
     if not ws:
         return None

@@ -251,9 +251,24 @@ class Scrubber:
 
     # -- strings --------------------------------------------------------------------------------------
     def patterns(self, text: str, ids: bool = True) -> str:
-        """Secrets and personal data recognisable by their shape, replaced wherever they are. `ids=False`
-        leaves digit runs alone (a header's max-age is not an account number)."""
+        """Secrets and personal data recognisable by their shape, replaced wherever they are (placeholders
+        stay whole). `ids=False` leaves digit runs alone (a header's max-age is not an account number)."""
+        return P.outside_placeholders(text, lambda part: self._patterns(part, ids))
+
+    def _patterns(self, text: str, ids: bool) -> str:
         ph = self.ph
+
+        def secret_kv(m: re.Match) -> str:
+            kind = P.classify_key(m.group("key"))
+            val = m.group("val")
+            if kind not in P.SECRET_KINDS or not val.strip() or P.is_placeholder(val) or \
+                    val.strip().lower() in P.STATE_WORDS:
+                return m.group(0)
+            start, end = m.span("val")
+            return m.group(0)[:start - m.start()] + ph.get(kind, val) + m.group(0)[end - m.start():]
+
+        for rx in P.KV_FORMS:  # "csrfToken": "..." in text no parser reads (what the verifier looks for too)
+            text = rx.sub(secret_kv, text)
 
         def sub(kind: str):
             def repl(m: re.Match) -> str:
@@ -271,10 +286,6 @@ class Scrubber:
             s = m.group(0)
             return ph.get("phone", s) if P.phone_digits_ok(s) else s
 
-        def token(m: re.Match) -> str:
-            s = m.group(0)
-            return s if P.is_placeholder(s) else ph.get("token", s)
-
         if "PRIVATE KEY" in text:
             text = re.sub(r"-----BEGIN [A-Z ]{0,20}PRIVATE KEY-----.*?(?:-----END [A-Z ]{0,20}PRIVATE KEY-----|$)",
                           sub("token"), text, flags=re.S)
@@ -283,7 +294,8 @@ class Scrubber:
         text = P.AUTH_SCHEME.sub(auth, text)
         text = P.EMAIL.sub(sub("email"), text)
         text = P.UUID.sub(sub("id"), text)
-        text = P._TOKEN_CANDIDATE.sub(lambda m: token(m) if P.is_token(m.group(0)) else m.group(0), text)
+        text = P.TOKEN_CANDIDATE.sub(lambda m: ph.get("token", m.group(0)) if P.is_token(m.group(0)) else m.group(0),
+                                     text)
         if ids:
             text = P.PHONE.sub(phone, text)
             text = P.DIGITS.sub(sub("id"), text)
@@ -748,6 +760,8 @@ class Scrubber:
             if value.lstrip()[:1] in "{[" and _parses(value):
                 return self.json_text(value, phrases)
             return self.value(value, low[5:], phrases) if P.classify_key(low[5:]) else self.patterns(value)
+        if value.lstrip()[:1] in "{[" and _parses(value):
+            return self.json_text(value, phrases)  # component props: <x-app props='{"authToken": ...}'>
         # structure (id, for, class, aria-labelledby, role, checked, style...): ids inside keep their links,
         # because the same value always gets the same placeholder
         return self.patterns(value)
@@ -760,6 +774,8 @@ class Scrubber:
             return flows
 
         def repl(m: re.Match) -> str:
+            if m.group("ph"):
+                return m.group(0)
             kind, ph = owner[m.group(0)]
             self.ph.removed[kind] += 1
             return ph
@@ -804,10 +820,7 @@ class Scrubber:
             for v in _variants(value):
                 if len(v) >= 3:
                     owner.setdefault(v, (kind, ph))
-        if not owner:
-            return None, owner
-        alts = "|".join(re.escape(v) for v in sorted(owner, key=len, reverse=True))
-        return re.compile(r"(?<![A-Za-z0-9])(?:" + alts + r")(?![A-Za-z0-9])"), owner
+        return P.literal_hunter(owner), owner
 
 
 # -- helpers ---------------------------------------------------------------------------------------
