@@ -122,6 +122,8 @@ def recorder(data_dir):
     cw.watch = Watch(data_dir)
     rec = CaptureRecorder(cw, poll_every=0)
     yield rec
+    if rec.session is not None:
+        rec._end(rec.session, "cancelled")  # its worker process ends too
     rec.pool.shutdown(wait=True)
     cw.watch.close()
     cw.pool.shutdown(wait=True)

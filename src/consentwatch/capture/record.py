@@ -5,14 +5,16 @@ no API token, and nothing for the proxy to do while no capture runs but one stat
 
     capture/request.json   written by `capture`: {"id", "platform", "state": "recording" | "stop"}; `capture`
                            touches it every second, so a capture killed with -9 is noticed and dropped
-    capture/<id>.json      written by the proxy: the status ("recording" with a flow count, then "done",
-                           "refused", "failed" or "cancelled", with what was removed by kind)
-    capture/<id>.flow      written by the proxy when done: the scrubbed, verified recording
+    capture/<id>.json      the status: "recording" with a flow count (written by the proxy), then "done",
+                           "refused", "failed" or "cancelled" with what was removed, by kind (by the worker)
+    capture/<id>.flow      written by the worker when done: the scrubbed, verified recording
 
-While a capture runs, the response hook copies the flows of the platform's rule hosts (references to the
-same immutable bytes: no copy of the bodies) and hands them to one worker thread, which scrubs each in
-memory; the raw flow is dropped once scrubbed. On "stop" the worker hunts the removed values through the
-whole recording, verifies it, and only then writes it. Unscrubbed bytes never reach the disk.
+While a capture runs, the response hook takes the state of each flow to the platform's rule hosts (the same
+immutable body bytes, not a copy) and queues it; one sender thread passes it to a worker process started
+for this capture, which scrubs each flow in memory as it arrives and drops the raw one. Scrubbing a big page
+costs a second of CPU: in the proxy's own interpreter that would slow every other flow down. On "stop" the
+worker hunts the removed values through the whole recording, verifies it, and only then writes it.
+Unscrubbed bytes never reach the disk, and a scrubber bug can only end the capture, never the proxy.
 """
 
 from __future__ import annotations
@@ -21,19 +23,21 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import multiprocessing
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mitmproxy import http
 
 from ..request_target import host_of
 from ..store.atomic import atomic_write
-from .files import Refused, finish, flow_bytes
-from .scrub import Scrubber
+
+if TYPE_CHECKING:
+    from ..rules.model import RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,8 @@ POLL_EVERY = 0.5  # seconds between the proxy's looks at request.json
 STALE_AFTER = 15.0  # a request not touched for this long belongs to a `capture` that is gone
 MAX_SECONDS = 30 * 60  # a capture left running stops itself (and is written) after this
 MAX_FLOWS = 5000
-MAX_BYTES = 256 * 1024 * 1024  # raw bytes held for scrubbing at most; flows beyond are counted, not kept
+MAX_BYTES = 256 * 1024 * 1024  # raw bytes handed to the worker at most; flows beyond are counted, not kept
+WORKER_EXIT = 300.0  # seconds the worker may take to scrub the rest, verify and write
 FINAL_STATES = ("done", "refused", "failed", "cancelled")
 
 
@@ -77,20 +82,22 @@ class Session:
     id: str
     platform: str
     directory: Path
-    scrubber: Scrubber
-    rules: object  # the RuleSet in force when the capture started
+    rules: "RuleSet"  # the rules in force when the capture started
     started: float = field(default_factory=time.monotonic)
-    flows: list[http.HTTPFlow] = field(default_factory=list)
     taken: int = 0  # flows handed to the worker
     raw_bytes: int = 0
     skipped: int = 0  # over the limits
-    errors: int = 0  # flows the scrubber failed on (dropped: never written unscrubbed)
     hosts: set[str] = field(default_factory=set)
     last_status: float = 0.0
+    worker: "_Worker | None" = None
 
     def status(self, state: str, **extra) -> dict:
         return {"id": self.id, "platform": self.platform, "state": state, "flows": self.taken,
-                "skipped": self.skipped, "errors": self.errors, "hosts": sorted(self.hosts), **extra}
+                "skipped": self.skipped, "hosts": sorted(self.hosts), **extra}
+
+    @property
+    def status_path(self) -> Path:
+        return self.directory / f"{self.id}.json"
 
 
 class CaptureRecorder:
@@ -100,6 +107,7 @@ class CaptureRecorder:
         self.get_watch = get_watch  # the pipeline in force: its data dir and rules
         self.poll_every = poll_every
         self.session: Session | None = None
+        # the sender: starts the worker, hands it the flows, writes the progress; one thread, in order
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentwatch-capture")
         self._poller: asyncio.Task | None = None
         self._stamp: tuple | None = None
@@ -126,7 +134,7 @@ class CaptureRecorder:
         s.raw_bytes += size
         s.hosts.add(host)
         # get_state() shares the (immutable) body bytes: the live flow is neither copied nor touched
-        self.pool.submit(self._add, s, flow.get_state())
+        self.pool.submit(self._send, s, flow.get_state())
 
     async def done(self) -> None:
         if self._poller is not None:
@@ -183,15 +191,15 @@ class CaptureRecorder:
 
     def _start(self, rid: str, platform: str, directory: Path) -> None:
         rules = self.get_watch().rules
-        s = Session(rid, platform, directory, Scrubber(rules), rules)
+        s = Session(rid, platform, directory, rules)
         if not any(r.platform == platform for r in rules.rules):
             self._ended.add(rid)
-            self.pool.submit(_write_json, directory / f"{rid}.json",
+            self.pool.submit(_write_json, s.status_path,
                              s.status("failed", error=f"no rule for platform {platform!r} in the running proxy"))
             return
         self.session = s
         log.info("consentwatch capture: recording %s (scrubbed in memory, written when `capture` stops)", platform)
-        self.pool.submit(self._write_status, s, "recording")
+        self.pool.submit(self._begin, s)
 
     def _progress(self, s: Session) -> None:
         now = time.monotonic()
@@ -202,49 +210,133 @@ class CaptureRecorder:
     def _end(self, s: Session, how: str) -> None:
         self.session = None
         self._ended.add(s.id)
-        self.pool.submit(self._finish, s, how)  # after every flow already queued: one worker, in order
+        self.pool.submit(self._finish, s, how)  # after every flow already queued: one sender, in order
 
-    # -- the worker thread ----------------------------------------------------------------------------
-    def _add(self, s: Session, state: dict) -> None:
+    # -- the sender thread ----------------------------------------------------------------------------
+    def _begin(self, s: Session) -> None:
+        self._write_status(s, "recording")
         try:
-            s.flows.append(s.scrubber.scrub_flow(http.HTTPFlow.from_state(state)))
-        except Exception as e:  # noqa: BLE001 - the flow is dropped, never written unscrubbed
-            s.errors += 1
-            log.warning("consentwatch capture: could not scrub a flow (%s); left out", type(e).__name__)
+            s.worker = _Worker(s)
+        except Exception as e:  # noqa: BLE001 - no worker, no capture: say so, record nothing
+            log.warning("consentwatch capture: cannot start the scrubbing worker (%s)", type(e).__name__)
+            self._write_status(s, "failed", error=f"cannot start the scrubbing worker ({type(e).__name__})")
+
+    def _send(self, s: Session, state: dict) -> None:
+        if s.worker is not None:
+            s.worker.send(("flow", state))
 
     def _write_status(self, s: Session, state: str, **extra) -> None:
         try:
-            _write_json(s.directory / f"{s.id}.json", s.status(state, **extra))
+            _write_json(s.status_path, s.status(state, **extra))
         except OSError as e:
             log.warning("consentwatch capture: cannot write the status: %s", e.strerror or e)
 
     def _finish(self, s: Session, how: str) -> None:
-        status = s.directory / f"{s.id}.json"
-        try:
+        w = s.worker
+        if w is None:
             if how == "cancelled":
-                s.flows.clear()
-                _write_json(status, s.status("cancelled"))
-                return
+                self._write_status(s, "cancelled")
+            return  # the worker never started: its failure is the status already
+        w.send((how if how == "cancelled" else "stop", s.status("done")))
+        code = w.wait(WORKER_EXIT)
+        if code == 0:
+            return  # the worker wrote the final status (and `capture` may have collected and removed it already)
+        final = read_json(s.status_path) or {}
+        if final.get("state") not in FINAL_STATES:
+            why = "it took too long" if code is None else f"it ended with code {code}"
+            log.warning("consentwatch capture: the scrubbing worker failed (%s); nothing was written", why)
             try:
-                result = finish(s.flows, s.scrubber)
-            except Refused as e:
-                s.flows.clear()
-                _write_json(status, s.status("refused", leaks=[str(leak) for leak in e.leaks[:50]]))
-                return
-            atomic_write(s.directory / f"{s.id}.flow", flow_bytes(result.flows), 0o600)
-            s.flows.clear()
-            _write_json(status, s.status("done", removed=result.removed, distinct=result.distinct,
-                                         notes=result.notes, file=f"{s.id}.flow"))
-        except Exception as e:  # noqa: BLE001 - say so; never leave the recording half-written
-            s.flows.clear()
-            try:
-                _write_json(status, s.status("failed", error=type(e).__name__))
+                (s.directory / f"{s.id}.flow").unlink()
             except OSError:
                 pass
+            self._write_status(s, "failed", error=f"the scrubbing worker failed ({why})")
 
 
 def _valid_id(rid: str) -> bool:
     return len(rid) == 32 and all(c in "0123456789abcdef" for c in rid)
+
+
+class _Worker:
+    """The worker process of one capture, and the pipe to it."""
+
+    def __init__(self, s: Session):
+        # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use
+        ctx = multiprocessing.get_context("spawn")
+        r, w = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_scrub_worker, args=(r, str(s.directory), s.id, s.rules.to_pack()),
+                                name="consentwatch-capture", daemon=True)
+        self.proc.start()
+        r.close()
+        self.conn = w
+        self.broken = False
+
+    def send(self, msg: tuple) -> None:
+        if self.broken:
+            return
+        try:
+            self.conn.send(msg)
+        except (OSError, ValueError):
+            self.broken = True  # the worker died: _finish says so
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        self.proc.join(timeout)
+        if self.proc.exitcode is None:
+            self.proc.kill()
+            self.proc.join(5)
+            return None
+        return self.proc.exitcode
+
+
+def _scrub_worker(conn, directory: str, sid: str, pack: dict) -> None:
+    """The worker: scrub each flow as it comes, then (on "stop") hunt, verify, write; or (on "cancelled") drop.
+    Whatever goes wrong, only its type is told (a message could quote the traffic)."""
+    try:
+        _scrub(conn, Path(directory), sid, pack)
+    except BaseException as e:  # noqa: BLE001 - no traceback on the proxy's terminal: it may hold content
+        try:
+            _write_json(Path(directory) / f"{sid}.json", {"id": sid, "state": "failed", "error": type(e).__name__})
+        except OSError:
+            pass
+
+
+def _scrub(conn, base: Path, sid: str, pack: dict) -> None:
+    from ..rules.model import load_pack
+    from .files import Refused, finish, flow_bytes
+    from .scrub import Scrubber
+
+    scrubber = Scrubber(load_pack(pack))
+    flows: list[http.HTTPFlow] = []
+    errors = 0
+    how, status = "cancelled", {"id": sid, "flows": 0}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            break  # the proxy is gone: nobody will collect this
+        if msg[0] == "flow":
+            try:
+                flows.append(scrubber.scrub_flow(http.HTTPFlow.from_state(msg[1])))
+            except Exception:  # noqa: BLE001 - the flow is left out, never written unscrubbed
+                errors += 1
+        else:
+            how, status = msg
+            break
+    status = {**status, "errors": errors}
+    if how == "cancelled":
+        _write_json(base / f"{sid}.json", {**status, "state": "cancelled"})
+        return
+    try:
+        result = finish(flows, scrubber)
+    except Refused as e:
+        _write_json(base / f"{sid}.json", {**status, "state": "refused", "leaks": [str(x) for x in e.leaks[:50]]})
+        return
+    atomic_write(base / f"{sid}.flow", flow_bytes(result.flows), 0o600)
+    _write_json(base / f"{sid}.json", {**status, "state": "done", "removed": result.removed,
+                                       "distinct": result.distinct, "notes": result.notes, "file": f"{sid}.flow"})
 
 
 # -- the `capture` command's side ------------------------------------------------------------------------
