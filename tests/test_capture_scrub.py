@@ -20,9 +20,9 @@ from consentwatch.capture.files import (Refused, flow_bytes, har_bytes, read_rec
 from consentwatch.capture.scrub import Scrubber
 from consentwatch.detect.body import read_body
 from consentwatch.replay import replay_file
-from consentwatch.rules.fixtures import test_rules
+from consentwatch.rule_tests import test_rules
 from consentwatch.rules.model import load_pack, shipped_pack
-from consentwatch.watch import Watch
+from consentwatch.pipeline import Watch
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_seeded_recording_keeps_no_secret_and_the_rules_still_fire(tmp_path, rul
 
     for path in (flow_path, har_path):
         assert S.leftovers(path.read_bytes()) == [], path
-        assert _findings(path, rules) == {rid: {kind} for rid, kind in S.EXPECTED.items()}, path
+        assert _findings(path, rules) == before, path  # every rule says what it said on the raw recording
 
 
 def test_every_kind_is_removed_and_counted(rules):
@@ -222,12 +222,18 @@ def test_shipped_fixtures_pass_rules_test_after_scrubbing(rules, tmp_path):
     """Every rule's fixtures, scrubbed: `rules test` gives the same verdicts (the region and state survive)."""
     pack = shipped_pack()
     files = sorted({e["file"] for r in pack["rules"] for e in r.get("fixtures", [])})
+    scrubbed = 0
     for rel in files:
-        result = scrub_flows(read_recording(FIXTURES / rel), Scrubber(rules))
         out = tmp_path / rel
         out.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".html"):  # a page region as the extension sends it: no recording, nothing to scrub
+            out.write_bytes((FIXTURES / rel).read_bytes())
+            continue
+        result = scrub_flows(read_recording(FIXTURES / rel), Scrubber(rules))
         out.write_bytes(har_bytes(result.flows) if rel.endswith(".har") else flow_bytes(result.flows))
         assert b"SECRET_" not in out.read_bytes(), rel  # make_fixtures.py's fake secrets
+        scrubbed += 1
+    assert scrubbed > 100
     results = test_rules(pack, rules, None, tmp_path)
     assert [(r.rule_id, r.status, [f.problem for f in r.fixtures if not f.ok]) for r in results if r.status != "PASS"] == []
     assert len(results) == len(pack["rules"])

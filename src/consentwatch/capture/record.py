@@ -151,7 +151,7 @@ class CaptureRecorder:
             try:
                 self.check()
             except Exception as e:  # noqa: BLE001 - a capture problem must never touch the proxy
-                log.error("consentwatch capture: %s", type(e).__name__)
+                log.error("capture: %s", type(e).__name__)
 
     def check(self, now: float | None = None) -> None:
         """Start, stop or drop a capture as request.json says. Cheap: one stat() when nothing changed."""
@@ -198,7 +198,7 @@ class CaptureRecorder:
                              s.status("failed", error=f"no rule for platform {platform!r} in the running proxy"))
             return
         self.session = s
-        log.info("consentwatch capture: recording %s (scrubbed in memory, written when `capture` stops)", platform)
+        log.info("capture: recording %s (scrubbed in memory, written when `capture` stops)", platform)
         self.pool.submit(self._begin, s)
 
     def _progress(self, s: Session) -> None:
@@ -218,7 +218,7 @@ class CaptureRecorder:
         try:
             s.worker = _Worker(s)
         except Exception as e:  # noqa: BLE001 - no worker, no capture: say so, record nothing
-            log.warning("consentwatch capture: cannot start the scrubbing worker (%s)", type(e).__name__)
+            log.warning("capture: cannot start the scrubbing worker (%s)", type(e).__name__)
             self._write_status(s, "failed", error=f"cannot start the scrubbing worker ({type(e).__name__})")
 
     def _send(self, s: Session, state: dict) -> None:
@@ -229,7 +229,7 @@ class CaptureRecorder:
         try:
             _write_json(s.status_path, s.status(state, **extra))
         except OSError as e:
-            log.warning("consentwatch capture: cannot write the status: %s", e.strerror or e)
+            log.warning("capture: cannot write the status: %s", e.strerror or e)
 
     def _finish(self, s: Session, how: str) -> None:
         w = s.worker
@@ -244,7 +244,7 @@ class CaptureRecorder:
         final = read_json(s.status_path) or {}
         if final.get("state") not in FINAL_STATES:
             why = "it took too long" if code is None else f"it ended with code {code}"
-            log.warning("consentwatch capture: the scrubbing worker failed (%s); nothing was written", why)
+            log.warning("capture: the scrubbing worker failed (%s); nothing was written", why)
             try:
                 (s.directory / f"{s.id}.flow").unlink()
             except OSError:

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import CliError, add_data_dir, fail, resolve_data_dir, setup_logging
+from .common import CliError, add_data_dir, resolve_data_dir, say, setup_logging
 
 ACK_TIMEOUT = 6.0  # seconds to wait for the running proxy to take the request
 COLLECT_TIMEOUT = 180.0  # seconds to wait for the proxy to scrub, verify and write the recording
@@ -53,17 +53,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     setup_logging(args.verbose)
-    try:
-        modes = sum(x is not None for x in (args.platform, args.scrub, args.check))
-        if modes != 1:
-            raise CliError("give a PLATFORM to record, or --scrub IN --out OUT, or --check FILE...")
-        if args.check:
-            return _check(args.check)
-        if args.scrub is not None:
-            return _scrub(args)
-        return _record(args)
-    except CliError as e:
-        return fail(str(e))
+    modes = sum(x is not None for x in (args.platform, args.scrub, args.check))
+    if modes != 1:
+        raise CliError("give a PLATFORM to record, or --scrub IN --out OUT, or --check FILE...")
+    if args.check:
+        return _check(args.check)
+    if args.scrub is not None:
+        return _scrub(args)
+    return _record(args)
 
 
 # -- shared ----------------------------------------------------------------------------------------
@@ -72,11 +69,14 @@ def _rules(args, installed: bool):
     """--pack, else the data dir's rules when `installed` (recording) or --data-dir is given, else the shipped
     pack (scrubbing a file does not need, or touch, your data dir)."""
     from ..rules.model import PackError, load_pack, shipped_pack
+    from ..rules.packfile import PackFileError, read_pack_file
     from ..rules.store import RuleStore
-    from .rules_cmd import read_pack_file
 
     if getattr(args, "pack", None):
-        _, pack = read_pack_file(args.pack)
+        try:
+            _, pack = read_pack_file(args.pack)
+        except PackFileError as e:
+            raise CliError(str(e)) from None
     elif installed or args.data_dir:
         return RuleStore(resolve_data_dir(args)).load()
     else:
@@ -105,8 +105,7 @@ def _print_summary(flows: int, hosts: list[str], removed: dict, distinct: dict, 
 
 
 def _refused(leaks) -> int:
-    print("consentwatch: refused to write the recording: these still look like secrets after scrubbing "
-          "(nothing was written):", file=sys.stderr)
+    say("refused to write the recording: these still look like secrets after scrubbing (nothing was written):")
     for leak in leaks[:20]:
         print(f"  {leak}", file=sys.stderr)
     if len(leaks) > 20:
