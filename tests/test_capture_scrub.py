@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from mitmproxy import http
 from selectolax.lexbor import LexborHTMLParser
 
 import capture_seeds as S
+import hostile_pages
 from conftest import FIXTURES
+from test_regex_linear import HANG_GUARD, hang_guard, run_battery
 from consentwatch.capture import verify as V
 from consentwatch.capture.files import (Refused, flow_bytes, har_bytes, read_recording, scrub_flows,
                                         write_recording)
@@ -313,3 +316,39 @@ def test_any_page_is_scrubbed_so_that_the_verifier_passes_it(rules, doc):
     out = flow_bytes(scrub_flows([f], Scrubber(rules)).flows).decode("utf-8", "replace")
     for secret in (S.EMAIL, S.BEARER, S.API_TOKEN, S.X_CSRF, S.MEMBER_ID, S.SNOWFLAKE):
         assert secret not in out
+
+
+# -- hostile input: the capture's own patterns, and the scrubber on the pages built to slow detection down -----
+
+def _capture_patterns() -> dict[str, re.Pattern]:
+    """Every compiled pattern at module level in the capture package (alone, or in a list or tuple): found."""
+    from consentwatch.capture import patterns, scrub, verify
+
+    found: dict[str, re.Pattern] = {}
+    for module in (patterns, scrub, verify):
+        for attr, value in vars(module).items():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for i, item in enumerate(items):
+                if isinstance(item, re.Pattern):
+                    found[f"{module.__name__}.{attr}[{i}]"] = item
+    return found
+
+
+def test_the_capture_patterns_are_all_found():
+    names = set(_capture_patterns())
+    assert {"consentwatch.capture.patterns.EMAIL[0]", "consentwatch.capture.patterns.KV_FORMS[3]"} <= names
+    assert len(names) >= 20
+
+
+@pytest.mark.parametrize("name", sorted(_capture_patterns()))
+def test_every_capture_pattern_survives_hostile_inputs(name):
+    stuck = run_battery(_capture_patterns()[name], HANG_GUARD)
+    assert stuck is None, f"{name} still matching {stuck}"
+
+
+@pytest.mark.parametrize("page", hostile_pages.all_pages(), ids=lambda p: p.name)
+def test_the_scrubber_gets_through_hostile_pages(rules, page):
+    f = S._flow("GET", page.url, {}, b"", {"content-type": page.content_type}, page.body, 0)
+    with hang_guard(HANG_GUARD):
+        result = scrub_flows([f], Scrubber(rules))
+    assert result.flows[0].response.raw_content is not None

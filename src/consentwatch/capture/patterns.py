@@ -7,6 +7,7 @@ something the scrubber replaces. Key names are judged by their words (`accountId
 
 from __future__ import annotations
 
+import functools
 import re
 
 # -- placeholders ----------------------------------------------------------------------------------
@@ -41,13 +42,63 @@ def outside_placeholders(text: str, fn) -> str:
     return "".join(out)
 
 
-def literal_hunter(values) -> re.Pattern[str] | None:
-    """One regex for these literal values as whole words; placeholders match first (group `ph`) and stay."""
-    vals = sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True)
-    if not vals:
-        return None
-    return re.compile(r"(?P<ph>" + PLACEHOLDER_IN_TEXT + r")|(?<![A-Za-z0-9])(?:"
-                      + "|".join(re.escape(v) for v in vals) + r")(?![A-Za-z0-9])")
+class LiteralHunter:
+    """Finds any of many literal values in a text, as whole words, never inside a placeholder.
+
+    Indexed by each value's first run of letters and digits: one pass over the text's words, a dict lookup per
+    word. (One regex alternation of thousands of values takes minutes to compile.)"""
+
+    MAX_LEN = 256  # longer values are replaced where they were found; they are not hunted elsewhere
+
+    def __init__(self, values):
+        self.by_head: dict[str, list[tuple[str, int]]] = {}
+        for v in sorted({v for v in values if v and 3 <= len(v) <= self.MAX_LEN}, key=len, reverse=True):
+            m = _WORD.search(v)
+            if m is not None:
+                self.by_head.setdefault(m.group(0), []).append((v, m.start()))
+
+    def __bool__(self) -> bool:
+        return bool(self.by_head)
+
+    def finditer(self, text: str):
+        """(start, end, value) of each match, left to right, longest value first, not overlapping."""
+        if not self.by_head:
+            return
+        guarded = [(m.start(), m.end()) for m in _PLACEHOLDER_SPAN.finditer(text)] if "scrubbed" in text else []
+        g = 0
+        pos = 0
+        for m in _WORD.finditer(text):
+            cands = self.by_head.get(m.group(0))
+            if cands is None or m.start() < pos:
+                continue
+            while g < len(guarded) and guarded[g][1] <= m.start():
+                g += 1
+            if g < len(guarded) and guarded[g][0] <= m.start():
+                continue  # inside a placeholder
+            for value, offset in cands:
+                start = m.start() - offset
+                end = start + len(value)
+                if start < pos or not text.startswith(value, start):
+                    continue
+                if (start > 0 and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+                    continue
+                yield start, end, value
+                pos = end
+                break
+
+    def sub(self, text: str, repl) -> str:
+        out, last = [], 0
+        for start, end, value in self.finditer(text):
+            out.append(text[last:start])
+            out.append(repl(value))
+            last = end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
+
+_WORD = re.compile(r"[^\W_]+")
 
 
 # -- value shapes ----------------------------------------------------------------------------------
@@ -72,9 +123,12 @@ TOKEN_CANDIDATE = re.compile(r"(?<![A-Za-z0-9_+=-])[A-Za-z0-9_+=-]{20,}(?![A-Za-
 _HEX = re.compile(r"[0-9a-fA-F]{32,}")
 
 
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_+/=.~-]{20,4096}")
+
+
 def is_token(s: str) -> bool:
     """A random-looking credential or id: upper, lower case and several digits mixed, or a long hex run."""
-    if len(s) < 20 or is_placeholder(s):
+    if len(s) < 20 or _TOKEN_CHARS.fullmatch(s) is None or is_placeholder(s):
         return False
     digits = sum(c.isdigit() for c in s)
     if _HEX.fullmatch(s):
@@ -111,6 +165,12 @@ STATE_WORDS = frozenset({
 
 def is_iso_date(s: str) -> bool:
     return _ISO_DATE.fullmatch(s) is not None
+
+
+def is_snake_word(s: str) -> bool:
+    """training_allowed: lower-case letters joined by underscores (a setting's name, not a secret)."""
+    parts = s.split("_")
+    return len(parts) > 1 and all(p.isascii() and p.isalpha() and p.islower() for p in parts)
 
 
 def is_machine_word(s: str) -> bool:
@@ -169,6 +229,7 @@ SECRET, CSRF, COOKIE, ID, EMAIL_KIND, PHONE_KIND, NAME, PERSONAL, AMBIGUOUS_NAME
     "token", "csrf", "cookie", "id", "email", "phone", "name", "personal", "name?")
 
 
+@functools.lru_cache(maxsize=4096)
 def classify_key(key: str) -> str | None:
     """What a field named `key` holds, when its name says: a kind above, or None (judge the value)."""
     if is_placeholder(key):

@@ -38,7 +38,6 @@ REGION_TEXT = 4000  # an element with more text than this is a page section, not
 ROW_TEXT = 1500  # a setting's row (label, description, control) holds about this much text at most
 NOTICE_TEXT = 8000  # a policy notice's dialog: what the notice detector reads, and a little more
 _BOOL_WORDS = {"true", "false", "1", "0", "on", "off", "yes", "no", "enabled", "disabled", "allowed", "denied"}
-_SNAKE = re.compile(r"[a-z]+(?:_[a-z]+)+")
 
 # Header values kept as they are (still searched for e-mails and tokens): none of them says who you are.
 KEEP_HEADERS = frozenset({
@@ -256,6 +255,8 @@ class Scrubber:
         return P.outside_placeholders(text, lambda part: self._patterns(part, ids))
 
     def _patterns(self, text: str, ids: bool) -> str:
+        if _PLAIN_WORD.fullmatch(text):
+            return text  # a key or a word: no digit, no @, no quote, too short for a token (most of a JSON document)
         ph = self.ph
 
         def secret_kv(m: re.Match) -> str:
@@ -385,6 +386,8 @@ class Scrubber:
 
     def json_key(self, k: str) -> str:
         """Keys stay (rules match them), unless a key is itself an id, an address or a token (maps keyed by id)."""
+        if _PLAIN_WORD.fullmatch(k):
+            return k
         if P.DIGITS.fullmatch(k) or P.UUID.fullmatch(k):
             return self.ph.get("id", k)
         if P.EMAIL.fullmatch(k):
@@ -408,18 +411,14 @@ class Scrubber:
 
     def code(self, text: str, phrases: tuple[str, ...]) -> str:
         """Script, broken JSON, plain text: "key": "value" pairs judged by key, then the shape patterns."""
-        m = _ASSIGNMENT.match(text)
-        if m:
+        parts = _assignment(text)
+        if parts is not None:
+            head, doc, tail = parts
             try:
-                doc = json.loads(m.group("json"))
-            except (ValueError, RecursionError):
-                doc = None
-            if doc is not None:
-                try:
-                    body = json.dumps(self.json(doc, None, phrases), ensure_ascii=False, separators=(",", ":"))
-                    return m.group("head") + body + m.group("tail")
-                except RecursionError:
-                    pass
+                body = json.dumps(self.json(doc, None, phrases), ensure_ascii=False, separators=(",", ":"))
+                return head + body + tail
+            except RecursionError:
+                pass
         for i, rx in enumerate(P.KV_FORMS):
             text = rx.sub(lambda mm, i=i: self._kv(mm, i, phrases), text)
         return self.patterns(text)
@@ -487,7 +486,7 @@ class Scrubber:
     def query_value(self, key: str, v: str) -> str:
         if not v or v.lower() in _BOOL_WORDS or P.is_placeholder(v):
             return v
-        if v in self.json_keys or _SNAKE.fullmatch(v):
+        if v in self.json_keys or P.is_snake_word(v):
             return v  # a setting's name (feature=training_allowed)
         if v[:1] in "{[":
             try:
@@ -662,16 +661,19 @@ class Scrubber:
         notice = set(self._notice_phrases)
         roots: dict[int, LexborNode] = {}
         anchors = [(p, max(p.split(), key=len)) for p in phrases]
+        seen: set[tuple[int, str]] = set()  # (parent, phrase) already looked at: siblings share their ancestors
         for node in doc.root.traverse(include_text=True):
             if node.tag == "-text":
-                if node.parent is None or node.parent.tag in ("script", "style", "noscript", "textarea", "title"):
+                parent = node.parent
+                if parent is None or parent.tag in ("script", "style", "noscript", "textarea", "title"):
                     continue
                 low = (node.text_content or "").lower()
                 for phrase, anchor in anchors:
-                    if anchor not in low:
+                    if anchor not in low or (parent.mem_id, phrase) in seen:
                         continue
-                    el = _smallest_holding(node.parent, phrase)
-                    if el is None:
+                    seen.add((parent.mem_id, phrase))
+                    el = _smallest_holding(parent, phrase)
+                    if el is None or el.mem_id in roots:
                         continue
                     if phrase in notice:
                         root = _notice_container(el)
@@ -681,11 +683,12 @@ class Scrubber:
                         roots[root.mem_id] = root
                         for c in _controls_named_by(doc, el):
                             roots[c.mem_id] = c
-            elif node.tag not in ("-comment", "script", "style"):
+        labels = [p for p in phrases if p not in notice]
+        if labels:  # a control named by an attribute: Google's "Turn off your Keep Activity setting" button
+            for node in doc.css("[aria-label], [title], [alt], [placeholder], [value]"):
                 attrs = node.attributes
-                named = " ".join(v for a in ("aria-label", "title", "alt", "placeholder", "value")
-                                 if (v := attrs.get(a)))
-                if named and any(p in norm(named) for p in phrases if p not in notice):
+                named = " ".join(v for a in _NAMING_ATTRS if (v := attrs.get(a)))
+                if named and any(p in norm(named) for p in labels):
                     parent = node.parent
                     row = parent is not None and parent.tag not in ("html", "body", "main", "form") \
                         and _text_len(parent) <= ROW_TEXT
@@ -769,38 +772,39 @@ class Scrubber:
     # -- pass 2: the whole recording --------------------------------------------------------------
     def finish(self, flows: list[http.HTTPFlow]) -> list[http.HTTPFlow]:
         """Hunt every value removed anywhere in the recording, in every flow (in place); returns `flows`."""
-        rx, owner = self.hunter()
-        if rx is None:
+        hunt, owner = self.hunter()
+        if not hunt:
             return flows
 
-        def repl(m: re.Match) -> str:
-            if m.group("ph"):
-                return m.group(0)
-            kind, ph = owner[m.group(0)]
+        def repl(value: str) -> str:
+            kind, ph = owner[value]
             self.ph.removed[kind] += 1
             return ph
+
+        def sub(text: str) -> str:
+            return hunt.sub(text, repl)
 
         for f in flows:
             for msg in (f.request, f.response):
                 if msg is None:
                     continue
                 if msg is f.request:
-                    new_path = rx.sub(repl, msg.path)
+                    new_path = sub(msg.path)
                     if new_path != msg.path:
                         msg.path = new_path
-                    new_host = rx.sub(repl, msg.host)  # a blog's own subdomain
+                    new_host = sub(msg.host)  # a blog's own subdomain
                     if new_host != msg.host:
                         msg.host = new_host
                         for conn in (f.client_conn, f.server_conn):
                             if conn.sni:
-                                conn.sni = rx.sub(repl, conn.sni)
+                                conn.sni = sub(conn.sni)
                         if f.server_conn.address:
-                            f.server_conn.address = (rx.sub(repl, f.server_conn.address[0]),
+                            f.server_conn.address = (sub(f.server_conn.address[0]),
                                                      f.server_conn.address[1])
                 fields = []
                 changed = False
                 for name, value in msg.headers.items(multi=True):
-                    nv = rx.sub(repl, value)
+                    nv = sub(value)
                     changed |= nv != value
                     fields.append((name.encode("utf-8", "surrogateescape"), nv.encode("utf-8", "surrogateescape")))
                 if changed:
@@ -808,30 +812,51 @@ class Scrubber:
                 raw = msg.raw_content
                 if raw:
                     text = raw.decode("utf-8", "surrogateescape")
-                    new = rx.sub(repl, text)
+                    new = sub(text)
                     if new != text:
                         msg.set_content(new.encode("utf-8", "surrogateescape"))
         return flows
 
-    def hunter(self) -> tuple[re.Pattern[str] | None, dict[str, tuple[str, str]]]:
-        """One regex for every removed value in every way it may be written, and what replaces each."""
+    def hunter(self) -> tuple[P.LiteralHunter, dict[str, tuple[str, str]]]:
+        """A hunter for every removed value in every way it may be written, and what replaces each."""
         owner: dict[str, tuple[str, str]] = {}
         for value, (kind, ph) in self.ph.literals.items():
             for v in _variants(value):
                 if len(v) >= 3:
                     owner.setdefault(v, (kind, ph))
-        return P.literal_hunter(owner), owner
+        return P.LiteralHunter(owner), owner
 
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+_PLAIN_WORD = re.compile(r"[A-Za-z_-]{0,40}")
+_NAMING_ATTRS = ("aria-label", "title", "alt", "placeholder", "value")
 _URL_ATTRS = {"href", "src", "action", "formaction", "poster", "cite", "background", "data-src", "data-href",
               "ping", "manifest", "xlink:href", "longdesc", "usemap", "codebase", "icon"}
 _TEXT_ATTRS = {"aria-label", "title", "alt", "placeholder", "label", "aria-description", "aria-valuetext",
                "aria-roledescription", "summary", "srcdoc", "aria-placeholder", "download"}
-_ASSIGNMENT = re.compile(r"(?P<head>\s*(?:(?:var|let|const|window\.|self\.)\s*)?[\w$.\[\]'\"]{1,120}\s*=\s*)"
-                         r"(?P<json>[\[{].*[\]}])(?P<tail>\s*;?\s*)\Z", re.S)
+_ASSIGNEE = re.compile(r"\s{0,40}(?:(?:var|let|const)\s{1,10})?[\w$.\[\]'\"]{1,120}\s{0,10}")
 _XSSI = re.compile(r"\A(?:\)\]\}'|for\s*\(;;\);|while\s*\(1\);)\s*")
+
+
+def _assignment(text: str) -> tuple[str, object, str] | None:
+    """`window.__STATE__ = {...};` -> (head, the parsed JSON, tail), or None. By hand, not by one regex: a
+    pattern for "anything, then the last bracket" backtracks over the whole script from every start."""
+    eq = text.find("=", 0, 200)
+    if eq < 0 or not _ASSIGNEE.fullmatch(text, 0, eq) or text[eq + 1:eq + 2] == "=":
+        return None
+    body = text[eq + 1:]
+    start = len(body) - len(body.lstrip())
+    stripped = body.rstrip()
+    end = len(stripped) - 1 if stripped.endswith(";") else len(stripped)
+    core = body[start:end].rstrip()
+    if core[:1] not in ("{", "[") or core[-1:] not in ("}", "]"):
+        return None
+    try:
+        doc = json.loads(core)
+    except (ValueError, RecursionError):
+        return None
+    return text[:eq + 1] + body[:start], doc, body[start + len(core):]
 
 
 def _split_xssi(text: str) -> tuple[str, str]:

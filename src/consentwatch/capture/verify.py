@@ -7,7 +7,6 @@ A leak names its kind, the flow and the place, never the value.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import unquote
@@ -18,7 +17,6 @@ from ..detect.body import read_body
 from . import patterns as P
 
 _BOOL_WORDS = {"true", "false", "1", "0", "on", "off", "yes", "no", "enabled", "disabled", "allowed", "denied"}
-_SNAKE = re.compile(r"[a-z]+(?:_[a-z]+)+")
 _SECRET_HEADERS = ("authorization", "proxy-authorization")
 
 
@@ -67,7 +65,7 @@ def find_leaks(flows: Iterable[http.HTTPFlow], removed: Iterable[str] = (), allo
     `allowed_values` are query values that may stay (the rule's own key names); `removed_kinds` says what each
     removed value was, for the message."""
     allowed = set(allowed_values)
-    hunt = P.literal_hunter(removed)
+    hunt = P.LiteralHunter(removed)
     leaks: list[Leak] = []
     for i, f in enumerate(flows):
         for where, text, header in _texts(f):
@@ -78,11 +76,9 @@ def find_leaks(flows: Iterable[http.HTTPFlow], removed: Iterable[str] = (), allo
             elif where == "url":
                 leaks.extend(Leak(k, i, where) for k in _query_problems(f.request, allowed))
             leaks.extend(Leak(k, i, where) for k in pattern_problems(text))
-            if hunt is not None:
-                for m in hunt.finditer(text):
-                    if m.group("ph"):
-                        continue
-                    kind = (removed_kinds or {}).get(m.group(0), "")
+            if hunt:
+                for _, _, value in hunt.finditer(text):
+                    kind = (removed_kinds or {}).get(value, "")
                     leaks.append(Leak(f"removed value{f' ({kind})' if kind else ''} still present", i, where))
                     break
     return leaks
@@ -150,7 +146,7 @@ def _query_problems(req: http.Request, allowed: set[str]) -> list[str]:
     for part in query.split("&"):
         _, eq, v = part.partition("=")
         v = unquote(v.replace("+", " "))
-        if not eq or not v or v.lower() in _BOOL_WORDS or P.is_placeholder(v) or v in allowed or _SNAKE.fullmatch(v):
+        if not eq or not v or v.lower() in _BOOL_WORDS or P.is_placeholder(v) or v in allowed or P.is_snake_word(v):
             continue
         if v[:1] in "{[":
             continue  # structured (GraphQL variables): checked with the URL's patterns
