@@ -16,6 +16,7 @@ from mitmproxy.addonmanager import safecall
 
 from .addon import ConsentWatch
 from .api.server import ApiServer
+from .capture.record import CaptureRecorder
 from .rules_reloader import RulesReloader
 from .selftest import SelfTest, TlsFailures
 
@@ -28,13 +29,14 @@ def front_addons() -> list:
 
 
 def default_addons() -> list:
-    """Detection, the rules reloader beside it, the count of refused TLS handshakes, and the API (which reads
-    detection's pipeline, hears its events and reports the count)."""
+    """Detection, the rules reloader beside it, the count of refused TLS handshakes, the API (which reads
+    detection's pipeline, hears its events and reports the count), and the recorder behind `consentwatch capture`
+    (idle unless asked)."""
     detection = ConsentWatch()
     failures = TlsFailures()
     api = ApiServer(lambda: detection.watch, tls_failures=failures.recent)
     detection.listeners.append(api.hub.publish)
-    return [detection, RulesReloader(detection), api, failures]
+    return [detection, RulesReloader(detection), api, failures, CaptureRecorder(lambda: detection.watch)]
 
 
 class AddonGroup:

@@ -56,27 +56,32 @@ def default_fixtures_dir() -> Path | None:
     return None
 
 
-def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> FixtureResult:
-    rel = entry["file"]
-    expected = sorted(set(entry.get("expect", ())))
-    path = base / rel
+def _replay(rules: RuleSet, rule_id: str, path: Path, region: str | None, url: str = "") -> tuple[list, str]:
+    """The rule's findings on one file, fresh state in a throwaway data dir; or ([], the problem)."""
     if not path.is_file():
-        return FixtureResult(rel, expected, [], False, f"missing file {path}")
+        return [], f"missing file {path}"
     try:
-        region = normalize_region(entry.get("region"))
+        region = normalize_region(region)
     except RegionError as e:
-        return FixtureResult(rel, expected, [], False, str(e))
+        return [], str(e)
     with tempfile.TemporaryDirectory(prefix="consentwatch-rules-test-") as tmp:
         watch = Watch(Path(tmp), region, rules=rules)
         try:
-            if rel.endswith(".html"):
-                findings = [f for f in _read_page(watch, path, entry.get("url", "")) if f.rule_id == rule_id]
-            else:
-                findings = [f for f in replay_file(watch, path) if f.rule_id == rule_id]
+            if path.name.endswith(".html"):
+                return [f for f in _read_page(watch, path, url) if f.rule_id == rule_id], ""
+            return [f for f in replay_file(watch, path) if f.rule_id == rule_id], ""
         except (ReplayError, OSError) as e:
-            return FixtureResult(rel, expected, [], False, str(e))
+            return [], str(e)
         finally:
             watch.close()
+
+
+def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> FixtureResult:
+    rel = entry["file"]
+    expected = sorted(set(entry.get("expect", ())))
+    findings, problem = _replay(rules, rule_id, base / rel, entry.get("region"), entry.get("url", ""))
+    if problem:
+        return FixtureResult(rel, expected, [], False, problem)
     got = sorted({f.kind for f in findings})
     problems = []
     if got != expected:
@@ -128,3 +133,40 @@ def test_rules(pack: dict, rules: RuleSet, ids: list[str] | None, fixtures_dir: 
 
 
 test_rules.__test__ = False  # not a pytest test, despite the name
+
+
+def test_recording(rules: RuleSet, path: Path, ids: list[str] | None, expect: list[str] | None,
+                   region: str | None = None) -> list[RuleResult]:
+    """Rules on one recording (a capture, say) instead of their listed fixtures.
+
+    With `expect` (finding kinds, [] for none) each rule must give exactly those, as in a fixture entry.
+    Without it a rule passes when it gives any finding at all (toggle_off included): "does it fire here?".
+    The rules are `ids`, or every rule whose hosts the recording visits."""
+    from .replay import read_flows
+
+    path = Path(path)
+    wanted = list(ids or ())
+    if not wanted:
+        try:
+            hosts = {f.request.pretty_host for f in read_flows(path)}
+        except ReplayError as e:
+            return [RuleResult("(recording)", "FAIL", [FixtureResult(str(path), [], [], False, str(e))])]
+        wanted = [r.id for r in rules.rules if any(r in rules.for_host(h) for h in hosts)]
+        if not wanted:
+            return [RuleResult("(recording)", "FAIL", note=f"no rule covers the hosts in {path.name}: "
+                                                             f"{', '.join(sorted(hosts)) or 'none'}")]
+    results = []
+    for rid in wanted:
+        if expect is not None:
+            fr = _run_fixture(rules, rid, {"file": path.name, "expect": expect, "region": region}, path.parent)
+        else:
+            findings, problem = _replay(rules, rid, path, region)
+            got = sorted({f.kind for f in findings})
+            if not problem and not got:
+                problem = "the rule gives no finding on this recording"
+            fr = FixtureResult(path.name, [], got, not problem, problem)
+        results.append(RuleResult(rid, "PASS" if fr.ok else "FAIL", [fr]))
+    return results
+
+
+test_recording.__test__ = False

@@ -138,7 +138,7 @@ async def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, Api
     parts = default_addons()
     cw: ConsentWatch
     api: ApiServer
-    cw, _, api, _ = parts
+    cw, _, api, *_ = parts
     # one entry in mitmproxy's chain (AddonGroup: each addon in it costs every event of every flow); the
     # host filter has no hook: it follows the rules through cw and sets an option, so it is not in the chain
     m.addons.add(AddonGroup(*parts))

@@ -11,12 +11,13 @@ import os
 import sys
 
 from .. import __version__
-from . import (autostart_cmd, demo_cmd, extension_cmd, replay_cmd, report_cmd, rules_cmd, run_cmd, token_cmd,
-               trust_cmd)
+from . import (autostart_cmd, capture_cmd, demo_cmd, extension_cmd, replay_cmd, report_cmd, rules_cmd, run_cmd,
+               token_cmd, trust_cmd)
 from .common import CliError, say
 
 # In the order `--help` lists them.
-COMMANDS = (run_cmd, demo_cmd, trust_cmd, extension_cmd, autostart_cmd, replay_cmd, token_cmd, rules_cmd, report_cmd)
+COMMANDS = (run_cmd, demo_cmd, trust_cmd, extension_cmd, autostart_cmd, replay_cmd, token_cmd, rules_cmd, report_cmd,
+            capture_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .. import ENGINE_VERSION
 from ..ca import coverage_note
-from ..rule_tests import default_fixtures_dir, test_rules
+from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED
+from ..rule_tests import default_fixtures_dir, test_recording, test_rules
 from ..rules.diff import diff_packs
 from ..rules.drafts import TO_FILL, draft_pack
 from ..rules.importing import ImportRefused, import_pack
@@ -60,6 +61,13 @@ def register(sub) -> None:
                     help="test this pack (default: the shipped pack, or the data dir's with --data-dir)")
     tp.add_argument("--fixtures", metavar="DIR", type=Path,
                     help="where fixture paths start (default: tests/fixtures of the source tree)")
+    tp.add_argument("--recording", metavar="FILE", type=Path,
+                    help="test on this recording (a capture) instead of the fixtures: the rules given, or every "
+                         "rule whose hosts it visits; each must fire, or give exactly --expect")
+    tp.add_argument("--expect", metavar="KINDS",
+                    help="with --recording: the finding kinds each rule must give, comma-separated "
+                         "(toggle_on, toggle_off, toggle_reenabled, policy_update), or none")
+    tp.add_argument("--region", metavar="CODE", help="with --recording: replay as a user in this region")
     tp.add_argument("--json", action="store_true", help="results as one JSON array")
     tp.add_argument("-v", "--verbose", action="store_true", help="list every fixture, not only failures")
     add_data_dir(tp)
@@ -211,14 +219,19 @@ def cmd_test(args) -> int:
     except PackError as e:
         raise CliError(f"the pack is invalid ({len(e.errors)} error(s), first: {e.errors[0]}); "
                        f"run `consentwatch rules validate`") from None
-    fixtures = args.fixtures or default_fixtures_dir()
-    if fixtures is None or not Path(fixtures).is_dir():
-        raise CliError("no fixtures directory: pass --fixtures DIR (tests/fixtures of a consentwatch checkout)")
     known = {r["id"] for r in pack["rules"]}
     unknown = [i for i in args.ids if i not in known]
     if unknown:
         raise CliError(f"no rule {', '.join(map(repr, unknown))} in the pack (see `consentwatch rules list`)")
-    results = test_rules(pack, rules, args.ids or None, Path(fixtures))
+    if args.recording is None and (args.expect is not None or args.region):
+        raise CliError("--expect and --region go with --recording FILE")
+    if args.recording is not None:
+        results = test_recording(rules, args.recording, args.ids or None, _expect_kinds(args.expect), args.region)
+    else:
+        fixtures = args.fixtures or default_fixtures_dir()
+        if fixtures is None or not Path(fixtures).is_dir():
+            raise CliError("no fixtures directory: pass --fixtures DIR (tests/fixtures of a consentwatch checkout)")
+        results = test_rules(pack, rules, args.ids or None, Path(fixtures))
     failed = [r for r in results if r.status == "FAIL"]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
@@ -237,6 +250,22 @@ def cmd_test(args) -> int:
     skipped = sum(r.status == "SKIP" for r in results)
     print(f"{len(results)} rule(s): {passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
+
+
+_FINDING_KINDS = (TOGGLE_ON, TOGGLE_OFF, TOGGLE_REENABLED, POLICY_UPDATE)
+
+
+def _expect_kinds(text: str | None) -> list[str] | None:
+    """--expect: finding kinds, comma-separated, or none."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("none", ""):
+        return []
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in _FINDING_KINDS]
+    if bad:
+        raise CliError(f"--expect: unknown kind {bad[0]!r} (one of {', '.join(_FINDING_KINDS)}, or none)")
+    return kinds
 
 
 # -- export ----------------------------------------------------------------------------------------
