@@ -149,6 +149,23 @@ def many_ids(controls: int = 150, ids: int = 500) -> list[Page]:
     return [Page("many-ids", f"{LINKEDIN}{SETTINGS_PATH}/hostile-ids", "text/html", _html(body))]
 
 
+def many_choice_ids(controls: int = 150, ids: int = 500) -> list[Page]:
+    """The same for choice controls (GitHub's Enabled/Disabled dropdown): selects and radio groups each named
+    by hundreds of ids, and thousands of unnamed selects side by side, with the rule's label throughout."""
+    label = "Allow GitHub to use my data for AI model training"
+    filler = "lorem ipsum " * 8000
+    refs = " ".join(["label"] + ["big"] * (ids // 2) + [f"n{i}" for i in range(ids // 2)])
+    targets = f'<b id="label">{label}</b>' + "".join(f'<b id="n{i}">{i}</b>' for i in range(ids // 2))
+    select = (f'<select aria-labelledby="{refs}"><option selected>Enabled</option><option>Disabled</option></select>'
+              f'<div role="radiogroup" aria-labelledby="{refs}"><div role="radio" aria-checked="true">Enabled</div></div>')
+    unnamed = "<span><select><option selected>Enabled</option><option>Disabled</option></select></span>" * 3000
+    body = (f'<div id="big">{filler}</div>' + targets + "".join(f"<p>{label}</p>{select}" for _ in range(controls))
+            + f"<div><p>{label}</p>{unnamed}</div>")
+    # the label is among the ids, so the dropdowns are read as the setting: Enabled means training
+    return [Page("many-choice-ids", "https://github.com/settings/copilot/features/hostile-choices", "text/html",
+                 _html(body), expect=("toggle_on github.copilot-training",))]
+
+
 def many_controls(n: int = 6000) -> list[Page]:
     """Thousands of controls nobody named, side by side in one container: each one's name is looked for in the
     text around it, and the container around it holds all the others."""
@@ -183,7 +200,7 @@ def huge_json() -> list[Page]:
 
 def all_pages() -> list[Page]:
     return (change_bait() + phrase_bait() + date_bait() + json_scan_bait() + attribute_bait() + discovery_bait()
-            + quoted_labels() + many_ids() + many_controls() + nested_containers() + huge_json())
+            + quoted_labels() + many_ids() + many_choice_ids() + many_controls() + nested_containers() + huge_json())
 
 
 def write_replay(path: Path, page: Page) -> Path:

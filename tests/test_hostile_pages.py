@@ -58,9 +58,9 @@ def found(obs) -> list[str]:
 
 def test_every_shape_is_there():
     names = set(PAGES)
-    assert {"change-dashes", "change-em-dashes", "change-apostrophes", "quoted-labels", "many-ids", "many-controls",
+    assert {"change-dashes", "change-em-dashes", "change-apostrophes", "quoted-labels", "many-ids", "many-choice-ids", "many-controls",
             "json-array", "json-deep-list", "nested-containers"} <= names
-    assert all(p.url.startswith(("https://www.linkedin.com/", "https://claude.ai/")) for p in PAGES.values())
+    assert all(p.url.startswith(("https://www.linkedin.com/", "https://claude.ai/", "https://github.com/")) for p in PAGES.values())
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))

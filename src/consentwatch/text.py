@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from collections.abc import Iterator
 
 # Every pattern here reads page text: each must pass rules/regex_safety.check_pattern and survive the hostile
 # inputs of tests/test_regex_linear.py (which finds them by being module-level compiled patterns).
@@ -93,9 +94,8 @@ _STRONG_CUE = re.compile(r"\b(?:effective|take[sn]? effect|taking effect|comes? 
 _WEAK_CUE = re.compile(r"\b(?:on|begin|start|updating|updated)\W*$")
 
 
-def find_dates(text: str) -> list[tuple[int, dt.date]]:
-    """Dates in normalised text, with their positions. Invalid calendar dates are skipped."""
-    out: list[tuple[int, dt.date]] = []
+def _date_matches(text: str) -> Iterator[tuple[int, int, dt.date]]:
+    """(start, end, date) of every date the patterns find in normalised text; invalid calendar dates skipped."""
     for rx, order in _DATE_PATTERNS:
         for m in rx.finditer(text):
             parts = dict(zip(order, m.groups()))
@@ -104,11 +104,14 @@ def find_dates(text: str) -> list[tuple[int, dt.date]]:
                 parts["mn"], parts["d"] = (b, a) if int(a) > 12 else (a, b)
             try:
                 month = int(parts["mn"]) if "mn" in parts else _MONTHS[parts["m"].rstrip(".")]
-                out.append((m.start(), dt.date(int(parts["y"]), month, int(parts["d"]))))
+                yield m.start(), m.end(), dt.date(int(parts["y"]), month, int(parts["d"]))
             except (KeyError, ValueError):
                 continue
-    out.sort()
-    return out
+
+
+def find_dates(text: str) -> list[tuple[int, dt.date]]:
+    """Dates in normalised text, with their positions. Invalid calendar dates are skipped."""
+    return sorted((start, d) for start, _, d in _date_matches(text))
 
 
 def effective_date(text: str) -> str | None:
@@ -142,19 +145,7 @@ def json_key_regex(key: str) -> re.Pattern[str]:
 def iso_dates(text: str) -> str:
     """Normalised text with every date it names written as ISO (2025-11-03), so that "November 3, 2025" and
     "3 November 2025" compare equal. Overlapping matches: the earliest, then the longest, wins."""
-    spans: list[tuple[int, int, str]] = []
-    for rx, order in _DATE_PATTERNS:
-        for m in rx.finditer(text):
-            parts = dict(zip(order, m.groups()))
-            if "mdy" in parts:
-                a, b = parts.pop("mdy"), parts.pop("dmy")
-                parts["mn"], parts["d"] = (b, a) if int(a) > 12 else (a, b)
-            try:
-                month = int(parts["mn"]) if "mn" in parts else _MONTHS[parts["m"].rstrip(".")]
-                iso = dt.date(int(parts["y"]), month, int(parts["d"])).isoformat()
-            except (KeyError, ValueError):
-                continue
-            spans.append((m.start(), m.end(), iso))
+    spans = [(start, end, d.isoformat()) for start, end, d in _date_matches(text)]
     if not spans:
         return text
     out, pos = [], 0

@@ -22,7 +22,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from ..rules.model import Rule
 from ..text import norm
 from . import dom
-from .html_toggles import ADJACENT_DEPTH, CONTROLS, _Names, accessible_names, label_positions
+from .html_toggles import ADJACENT_DEPTH, CONTROLS, _Names, accessible_names, authored_names, label_positions
 
 CONTAINERS = "select, [role=listbox], [role=menu], [role=radiogroup], fieldset, [role=combobox], [aria-haspopup]"
 POPUPS = "[role=menu], [role=listbox]"  # the list a menu button or combobox opens: part of the same control
@@ -73,18 +73,7 @@ def meaning_of(option: str, rule: Rule, drop: tuple[str, ...] = ()) -> tuple[str
 def container_names(node: LexborNode, names: _Names) -> list[str]:
     """The accessible names of a choice container: aria-labelledby, aria-label, <label for>, a wrapping
     <label>, a fieldset's <legend>; only when the author named it none of those ways, the text around it."""
-    attrs = node.attributes
-    out: list[str] = []
-    if ref := attrs.get("aria-labelledby"):
-        out.append(" ".join(t for i in ref.split() if (t := names.text_by_id(i)) is not None))
-    if v := attrs.get("aria-label"):
-        out.append(v)
-    if ident := attrs.get("id"):
-        out.extend(names.label_for(ident))
-    for anc in dom.ancestors(node, 8):
-        if anc.tag == "label":
-            out.append(dom.text_of(anc))
-            break
+    out = authored_names(node, names)
     if node.tag == "fieldset":
         legend = node.css_first("legend")
         if legend is not None:

@@ -110,7 +110,9 @@ class _Names:
         return self._for.get(ident, []) + self.far_for.get(ident, [])
 
 
-def accessible_names(node: LexborNode, names: _Names) -> list[str]:
+def authored_names(node: LexborNode, names: _Names) -> list[str]:
+    """The names the author gave a control: aria-labelledby (at most MAX_LABELLEDBY ids), aria-label, a
+    <label for> and a wrapping <label>. Shared by switches and choice controls."""
     attrs = node.attributes
     out: list[str] = []
     if ref := attrs.get("aria-labelledby"):
@@ -124,6 +126,12 @@ def accessible_names(node: LexborNode, names: _Names) -> list[str]:
         if anc.tag == "label":
             out.append(dom.text_of(anc))
             break
+    return out
+
+
+def accessible_names(node: LexborNode, names: _Names) -> list[str]:
+    attrs = node.attributes
+    out = authored_names(node, names)
     if any(out):
         # The author named the control (aria-labelledby, aria-label, a <label>): that is its name. Text
         # around it is someone else's: a Like button under a post that quotes a setting is not that setting.
