@@ -30,11 +30,11 @@ def front_addons() -> list:
 
 def default_addons() -> list:
     """Detection, the rules reloader beside it, the count of refused TLS handshakes, the API (which reads
-    detection's pipeline, hears its events and reports the count), and the recorder behind `consentwatch capture`
-    (idle unless asked)."""
+    detection's pipeline, hears its events, reports the count, and hands the page eye's regions to detection's
+    worker process), and the recorder behind `consentwatch capture` (idle unless asked)."""
     detection = ConsentWatch()
     failures = TlsFailures()
-    api = ApiServer(lambda: detection.watch, tls_failures=failures.recent)
+    api = ApiServer(lambda: detection.watch, tls_failures=failures.recent, get_worker=lambda: detection.offload)
     detection.listeners.append(api.hub.publish)
     return [detection, RulesReloader(detection), api, failures, CaptureRecorder(lambda: detection.watch)]
 

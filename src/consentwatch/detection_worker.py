@@ -25,12 +25,20 @@ What the proxy pays per inspected page was measured (bench/proxy.py) and shaped 
 
 Frames to the worker: struct FRAME (length of a pickled header, length of the body), the header, the body
 bytes as they are (never pickled: no copy). Answers come back through a multiprocessing Connection.
+
+The page eye (`POST /v1/observations`) uses the same worker with a request-response frame, `observe`: the
+region the extension read is detected like a response, its findings marked `seen_by: page`, and the answer
+goes back to the caller's future (tagged with its request number) instead of to `on_results`, so the API can
+say what was found before it stores it. A region the watchdog gives up on answers its future with the
+DetectionError; one that was waiting when its worker died is sent again to the next, like any frame.
 """
 
 from __future__ import annotations
 
 import atexit
 import collections
+import concurrent.futures
+import dataclasses
 import datetime as dt
 import fcntl
 import itertools
@@ -131,7 +139,7 @@ class FrameReader:
     def read(self) -> tuple[tuple, bytes | None]:
         head_len, body_len = FRAME.unpack(self._take(FRAME.size))
         head = pickle.loads(self._take(head_len))
-        body = self._take(body_len) if body_len or (head[0] == "job" and head[-1]) else None
+        body = self._take(body_len) if body_len or (head[0] in ("job", "observe") and head[-1]) else None
         return head, body
 
     def ready(self) -> bool:
@@ -188,6 +196,21 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progr
             mark(BUSY, 0)
             if repeats.news(obs, when or dt.datetime.now(dt.timezone.utc)):
                 out.append((url, obs, host))
+        elif kind == "observe":
+            # the page eye: always answered (the caller waits), and remembered by Repeats so that the network
+            # eye's next sight of the same setting in another state is news
+            _, req_id, url, content_type, stamp, host, _has_body = head
+            when = dt.datetime.fromtimestamp(stamp, dt.timezone.utc) if stamp is not None else None
+            mark(BUSY_SINCE, time.monotonic())
+            mark(BUSY, seq)
+            try:
+                obs = detector.detect(url, content_type, body, "", when, rules=detector.rules_for(host), seen_by="page")
+                obs = dataclasses.replace(obs, suggestions=())  # the page eye keeps findings only
+            except Exception as e:  # noqa: BLE001 - the type travels back, never the message
+                obs = DetectionError(type(e).__name__)
+            mark(BUSY, 0)
+            repeats.news(obs, when or dt.datetime.now(dt.timezone.utc))
+            answers.send(("observed", req_id, obs))
         elif kind == "given_up":  # a page the worker before this one was stopped on: counted, in its place
             _, url, host, why = head
             out.append((url, DetectionError(why), host))
@@ -296,6 +319,8 @@ class DetectorProcess:
         self._cv = threading.Condition()
         self._synced = 0
         self._sync_sent = 0
+        self._observing: dict[int, concurrent.futures.Future] = {}  # page-eye requests awaiting their answer
+        self._observe_ids = itertools.count(1)
         self._w = _Generation(self._ctx, self._pack, region, max_bytes, make_detector)
         self._start_receiver(self._w)
         self._tick = min(1.0, max(0.05, job_timeout / 4)) if job_timeout else 1.0
@@ -330,6 +355,34 @@ class DetectorProcess:
         self._write(("job", url, content_type, encoding, stamp, host, method, side, body is not None), body,
                     droppable=True)
         return True
+
+    def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str) -> concurrent.futures.Future | None:
+        """Detect a region of a rendered page (the page eye). The future gives the Observation (findings marked
+        seen_by page) or a DetectionError; it fails once this is closed. None when it is closed already."""
+        if self._closed:
+            return None
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        req_id = next(self._observe_ids)
+        with self._lock:
+            self._observing[req_id] = fut
+        stamp = when.timestamp() if when is not None else None
+        self._write(("observe", req_id, url, "text/html; charset=utf-8", stamp, host, True), body)
+        if self._closed:
+            self._fail_observing()
+        return fut
+
+    def _fail_observing(self) -> None:
+        with self._lock:
+            pending, self._observing = self._observing, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(RuntimeError("the detection worker stopped"))
+
+    def _observed(self, req_id: int, obs) -> None:
+        with self._lock:
+            fut = self._observing.pop(req_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(obs)
 
     def set_rules(self, rules: RuleSet) -> None:
         self._write(("rules", rules.to_pack()), None)
@@ -439,6 +492,9 @@ class DetectorProcess:
             if msg[0] == "synced":
                 self._set_synced(msg[1])
                 continue
+            if msg[0] == "observed":
+                self._observed(msg[1], msg[2])
+                continue
             batch = msg[1]
             # whatever else has arrived meanwhile (the last store write took a while) goes in the same batch
             synced = None
@@ -447,6 +503,9 @@ class DetectorProcess:
                     more = answers.recv()
                 except (EOFError, OSError):
                     break
+                if more[0] == "observed":
+                    self._observed(more[1], more[2])
+                    continue
                 if more[0] == "synced":
                     synced = more[1]
                     break
@@ -505,6 +564,7 @@ class DetectorProcess:
             pack = self._pack
         new = _Generation(self._ctx, pack, self.region, self.max_bytes, self.make_detector)
         given_up = None
+        observed_given_up = None
         with self._lock:
             if self._closed:
                 self._restarting = False
@@ -513,6 +573,10 @@ class DetectorProcess:
                 return
             frames = []
             for seq, head, parts in self._unanswered:
+                if seq == busy and head[0] == "observe":  # a region it was stuck on: its caller hears why
+                    given_up = ("observe", head[2], head[5])
+                    observed_given_up = head[1]
+                    continue
                 if seq == busy and head[0] == "job":
                     head = ("given_up", head[1], head[5], why)
                     parts, _ = _frame(head, None)
@@ -533,6 +597,8 @@ class DetectorProcess:
             self._wake.notify_all()
         self._start_receiver(new)
         gen.close(5)
+        if observed_given_up is not None:
+            self._observed(observed_given_up, DetectionError(why))
         if given_up is not None:
             what = "took longer than %s s" % self.job_timeout if why == TOO_SLOW else "was being read when it died"
             log.warning("the detection worker was restarted: a page on %s %s (not inspected)",
@@ -576,6 +642,7 @@ class DetectorProcess:
         gen.close(timeout)
         with self._cv:
             self._cv.notify_all()
+        self._fail_observing()
 
 
 def _frame(head: tuple, body) -> tuple[list, int]:

@@ -14,6 +14,9 @@ POLICY_UPDATE = "policy_update"
 POLICY_CHANGED = "policy_changed"
 # Kinds that become (or keep alive) a warning; toggle_off only resolves one.
 WARNING_KINDS = (TOGGLE_ON, TOGGLE_REENABLED, POLICY_UPDATE, POLICY_CHANGED)
+# Which eye saw it: the proxy reading traffic, or the extension reading the rendered page (POST /v1/observations).
+NETWORK, PAGE = "network", "page"
+EYES = (NETWORK, PAGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,7 @@ class Finding:
     observed_at: str = ""  # ISO timestamp
     remedy: Remedy = field(default_factory=lambda: Remedy(None, ()))
     source: str = ""  # which detector: html, choice, name, json, request or notice (for logs and tests)
-    seen_by: str = "network"  # which eye delivered what was read: network (the proxy) or page (the extension)
+    seen_by: str = NETWORK  # which eye delivered what was read: network (the proxy) or page (the extension)
     policy: PolicyChange | None = None  # policy_changed only
 
     def to_dict(self) -> dict:

@@ -73,7 +73,7 @@ class Watch:
 
     def detect(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
                observed_at: dt.datetime | None = None, host: str | None = None, method: str | None = None,
-               side: str = "response") -> Observation | DetectionError | None:
+               side: str = "response", seen_by: str = "network") -> Observation | DetectionError | None:
         """The detection half of `process` (a worker process runs the same through `offload`)."""
         detector = self.detector
         if host is not None:
@@ -84,7 +84,7 @@ class Watch:
             return None
         try:
             return detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules,
-                                   method=method, side=side)
+                                   method=method, side=side, seen_by=seen_by)
         except Exception as e:  # noqa: BLE001 - counted, logged once per rule set, never propagated
             return DetectionError(type(e).__name__)
 

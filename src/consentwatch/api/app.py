@@ -18,6 +18,7 @@ from ..ca import SELFTEST_URL
 from ..pipeline import Watch
 from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
+from .observations import MAX_BODY, PageEye
 from .pac import pac_script
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,15 @@ def _json(data, status: int = 200) -> web.Response:
 
 class Api:
     def __init__(self, get_watch: Callable[[], Watch | None], hub: Hub, get_token: Callable[[], str],
-                 proxy_port: Callable[[], int | None], tls_failures: Callable[[], dict[str, int]] = dict):
+                 proxy_port: Callable[[], int | None], tls_failures: Callable[[], dict[str, int]] = dict,
+                 page_eye: PageEye | None = None):
         self.get_watch = get_watch
         self.hub = hub
         self.get_token = get_token
         self.proxy_port = proxy_port
         self.tls_failures = tls_failures
+        # the page eye detects in the proxy's worker process when it is given one (api/server.py does)
+        self.page_eye = page_eye or PageEye(get_watch)
 
     def watch(self) -> Watch:
         w = self.get_watch()
@@ -117,7 +121,8 @@ class Api:
 
 
 def build_app(api: Api) -> web.Application:
-    app = web.Application(middlewares=[make_auth_middleware(api.get_token, PUBLIC_PATHS)], client_max_size=64 * 1024)
+    # only POST /v1/observations reads a body (and checks its size itself)
+    app = web.Application(middlewares=[make_auth_middleware(api.get_token, PUBLIC_PATHS)], client_max_size=MAX_BODY)
     # every route here is in api/openapi.json and the other way round (tests/test_openapi.py checks)
     app.add_routes([
         web.get("/v1/health", api.health, allow_head=False),
@@ -127,6 +132,7 @@ def build_app(api: Api) -> web.Application:
         web.get("/v1/rules", api.rules, allow_head=False),
         web.get("/v1/proxy.pac", api.pac, allow_head=False),
         web.get("/v1/ws", api.ws, allow_head=False),
+        web.post("/v1/observations", api.page_eye.handle),
         web.get("/report", api.report, allow_head=False),
     ])
     return app

@@ -17,9 +17,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from mitmproxy import ctx, exceptions
 
 from ..token import get_token
+from ..detection_worker import DetectorProcess
 from ..pipeline import Watch
 from .app import Api, build_app
 from .hub import Hub
+from .observations import PageEye
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,23 @@ class ApiStartError(Exception):
 
 
 class ApiServer:
-    """`get_watch()` is the pipeline in use (None while starting); the composition root (assembly.py) also
-    subscribes `hub.publish` to its store events."""
+    """`get_watch()` is the pipeline in use (None while starting), `get_worker()` its detection worker process (None
+    without one: the page eye then detects in a thread); the composition root (assembly.py) also subscribes
+    `hub.publish` to its store events."""
 
     def __init__(self, get_watch: Callable[[], Watch | None], ping_every: float | None = None,
-                 tls_failures: Callable[[], dict[str, int]] = dict):
+                 tls_failures: Callable[[], dict[str, int]] = dict,
+                 get_worker: Callable[[], DetectorProcess | None] = lambda: None):
         self.get_watch = get_watch
         self.tls_failures = tls_failures  # refused TLS handshakes per host (selftest.TlsFailures.recent)
+        self.get_worker = get_worker
         self.hub = Hub() if ping_every is None else Hub(ping_every)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None  # the port actually listening
         self._token: str | None = None
         self._token_dir = None
         self._restart: asyncio.Task | None = None
+        self.page_eye: PageEye | None = None
 
     def load(self, loader) -> None:
         loader.add_option("consentwatch_api_port", int, DEFAULT_API_PORT,
@@ -101,7 +107,9 @@ class ApiServer:
         if self.get_watch() is not None:
             self.token()  # create it now, not on the first request
         self.hub.start()
-        api = Api(self.get_watch, self.hub, self.token, self.proxy_port, self.tls_failures)
+        # the page eye's regions go to the same detection worker process as the proxy's responses
+        self.page_eye = PageEye(self.get_watch, self.get_worker)
+        api = Api(self.get_watch, self.hub, self.token, self.proxy_port, self.tls_failures, self.page_eye)
         runner = web.AppRunner(build_app(api), access_log=None, shutdown_timeout=0.5, handle_signals=False,
                                logger=_ServerLog(logging.getLogger("aiohttp.server"), {}))
         await runner.setup()
@@ -122,6 +130,9 @@ class ApiServer:
         if self.runner is not None:
             runner, self.runner, self.port = self.runner, None, None
             await runner.cleanup()
+        if self.page_eye is not None:
+            self.page_eye.close()
+            self.page_eye = None
 
     async def _restart_on(self, port: int) -> None:
         await self.stop()

@@ -17,7 +17,7 @@ from typing import Protocol, Sequence
 
 from tinydb import Query
 
-from ..findings import POLICY_CHANGED, POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding
+from ..findings import EYES, POLICY_CHANGED, POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding
 from .atomic import open_db
 from .journal import open_journaled
 
@@ -148,7 +148,8 @@ class StateStore:
                 if previous != finding.state:
                     doc_id = self.history.insert({"rule_id": finding.rule_id, "platform": finding.platform,
                                                   "state": finding.state, "observed_at": finding.observed_at,
-                                                  "url": finding.url, "setting": finding.setting})
+                                                  "url": finding.url, "setting": finding.setting,
+                                                  "seen_by": finding.seen_by})
                     self._note_history(finding.rule_id, finding.observed_at, doc_id, finding.state)
             if finding.kind == TOGGLE_OFF:
                 return finding, self._resolve(finding)
@@ -162,14 +163,22 @@ class StateStore:
             self._index(w, self.warnings.insert(w))
             return [Event("warning", w)]
         ids = [existing.doc_id]
+        eyes = _with_eye(existing.get("seen_by"), f.seen_by)
         if existing["status"] == ACTIVE or (existing["status"] == DISMISSED and f.kind != TOGGLE_REENABLED):
             # same warning seen again: refresh last_seen now and then, never re-announce a dismissed one
+            update = {}
             if _parse(f.observed_at) - _parse(existing.get("last_seen", "")) >= LAST_SEEN_EVERY:
-                self.warnings.update({"last_seen": f.observed_at}, doc_ids=ids)
+                update["last_seen"] = f.observed_at
+            if eyes != existing.get("seen_by"):
+                update["seen_by"] = eyes  # the other eye saw it too: clients hear of it (once per eye)
+            if update:
+                self.warnings.update(update, doc_ids=ids)
+            if "seen_by" in update and existing["status"] == ACTIVE:
+                return [Event("warning", dict(self.warnings.get(doc_id=ids[0])))]
             return []
         # resolved before (turned off), or dismissed and now silently re-enabled: raise it again
         update = {"status": ACTIVE, "kind": f.kind, "state": f.state, "last_seen": f.observed_at, "url": f.url,
-                  "reactivated_at": f.observed_at, "resolved_at": None, "dismissed_at": None}
+                  "reactivated_at": f.observed_at, "resolved_at": None, "dismissed_at": None, "seen_by": eyes}
         self.warnings.update(update, doc_ids=ids)
         return [Event("warning", dict(self.warnings.get(doc_id=ids[0])))]
 
@@ -206,6 +215,7 @@ class StateStore:
             "hosts": list(rule.hosts) if rule else [], "remedy": f.remedy.to_dict(),
             "resolved_at": None, "dismissed_at": None, "reactivated_at": None,
             "policy": None,  # policy_changed: the change itself (below)
+            "seen_by": [f.seen_by],
             **(_policy_fields(f) if f.policy is not None else {}),
         }
 
@@ -213,3 +223,10 @@ class StateStore:
 def _policy_fields(f: Finding) -> dict:
     """A policy_changed warning speaks in the words the detector built, and carries the change itself."""
     return {"title": f.policy.headline, "summary": f.policy.text, "policy": f.policy.to_dict()}
+
+
+def _with_eye(eyes, eye: str) -> list[str]:
+    """The eyes that saw a warning, with `eye` added, in a fixed order (network, page). Older files have none."""
+    have = set(eyes) if isinstance(eyes, list) else set()
+    have.add(eye)
+    return [e for e in EYES if e in have] + sorted(e for e in have if e not in EYES)
