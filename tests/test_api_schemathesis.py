@@ -76,7 +76,8 @@ def test_schemathesis_with_the_token_finds_nothing(running, tmp_path):
     # the token got through: every operation answered with success at least once
     for method, route, code in (("GET", "/v1/health", 200), ("GET", "/v1/warnings", 200), ("GET", "/v1/rules", 200),
                                 ("GET", "/v1/proxy.pac", 200), ("GET", "/report", 200), ("GET", "/v1/ws", 101),
-                                ("POST", "/v1/warnings/{id}/dismiss", 404)):
+                                ("POST", "/v1/warnings/{id}/dismiss", 404), ("POST", "/v1/observations", 202),
+                                ("POST", "/v1/observations", 422)):
         assert seen[(method, route, code)], (method, route, code, seen)
     assert "Traceback" not in running.output()
 
@@ -90,7 +91,8 @@ def test_schemathesis_without_the_token_gets_401_everywhere_but_the_public_route
     wrong = {k: n for k, n in seen.items() if k[1] not in PUBLIC and k[0] != "OPTIONS" and k[2] != 401}
     assert wrong == {}, "answered without a token"
     routes = {k[1] for k in seen if k[2] == 401}
-    assert routes == {"/v1/warnings", "/v1/warnings/{id}/dismiss", "/v1/rules", "/v1/proxy.pac", "/v1/ws", "/report"}
+    assert routes == {"/v1/warnings", "/v1/warnings/{id}/dismiss", "/v1/rules", "/v1/proxy.pac", "/v1/ws", "/report",
+                      "/v1/observations"}
     assert seen[("GET", "/v1/health", 200)]
     # preflights need no token (a browser sends none) but answer nothing but CORS headers
     assert all(code == 204 for (method, _, code) in seen if method == "OPTIONS")

@@ -323,3 +323,41 @@ def test_a_region_the_worker_is_stuck_on_is_given_up_and_the_next_one_answered(w
         assert proc.abandoned == 1 and proc.restarts == 1
     finally:
         proc.close()
+
+
+# -- the report says which eyes saw each platform -----------------------------------------------------------------
+
+def test_the_report_names_the_eyes_per_platform(tmp_path):
+    import datetime as dt
+
+    from consentwatch.report import render_report, schema
+    from consentwatch.store.state import StateStore
+    from consentwatch.findings import Finding
+
+    data = tmp_path / "data"
+    data.mkdir()
+    w = Watch(data)
+    rules = w.rules
+    w.close()
+    store = StateStore(data)
+    lk = rules.by_id[RULE]
+    gh = rules.by_id["github.copilot-training"]
+    at = "2026-11-20T10:00:00+00:00"
+    store.record(Finding("toggle_on", "linkedin", RULE, LINKEDIN_URL, "x", "on", observed_at=at, seen_by="page"), lk)
+    store.record(Finding("toggle_on", "github", gh.id, "https://github.com/settings/copilot/features", "x", "on",
+                         observed_at=at), gh)
+    # a record from before the page eye: no seen_by at all, which was the proxy
+    store.history.insert({"rule_id": "pinterest.canvas-training", "platform": "pinterest", "state": "off",
+                          "observed_at": at, "url": "https://www.pinterest.com/settings/privacy", "setting": "x"})
+    store.close()
+
+    _, text = render_report(data, "json", dt.date(2026, 11, 23))
+    report = json.loads(text)
+    jsonschema.validate(report, schema())
+    eyes = {p["platform"]: p["seen_by"] for p in report["platforms"]}
+    assert eyes == {"linkedin": ["page"], "github": ["network"], "pinterest": ["network"]}
+    _, html = render_report(data, "html", dt.date(2026, 11, 23))
+    assert 'data-seen-by="page">Seen in the page, by the browser extension' in html
+    assert "Seen in its traffic, by consentwatch&#x27;s proxy" in html
+    _, md = render_report(data, "md", dt.date(2026, 11, 23))
+    assert "Seen in the page, by the browser extension." in md

@@ -163,6 +163,16 @@ def seen_phrase(seen_via) -> str:
     return ", ".join(parts)
 
 
+# which eye did see it (a report's `seen_by`), as against how it can be seen (`seen_via`, above)
+EYE_TEXT = {"network": "in its traffic, by consentwatch's proxy", "page": "in the page, by the browser extension"}
+
+
+def seen_by_text(eyes) -> str:
+    """'Seen in the page, by the browser extension' (and/or the proxy); '' when no eye is named."""
+    parts = [EYE_TEXT[e] for e in eyes or () if e in EYE_TEXT]
+    return ("Seen " + " and ".join(parts)) if parts else ""
+
+
 def page_only(seen_via) -> bool:
     """Only the rendered page shows the state: the proxy alone never sees it, the browser extension must."""
     eyes = {v.get("eye") for v in seen_via or ()}

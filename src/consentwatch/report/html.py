@@ -24,6 +24,7 @@ from .fmt import (
     plural,
     safe_url,
     seen_phrase,
+    seen_by_text,
     setting_sentence,
     short_url,
 )
@@ -304,6 +305,8 @@ def _remedies(p: dict) -> str:
 
 def _meta(p: dict) -> str:
     bits = []
+    if eyes := seen_by_text(p.get("seen_by")):
+        bits.append(f'<span class="eyes" data-seen-by="{escape(" ".join(p["seen_by"]))}">{escape(eyes)}</span>')
     if p["rules_verified"]:
         bits.append(f"Facts checked by the rule maintainers on {_time(p['rules_verified'])}")
     srcs = [u for u in p["sources"] if safe_url(u)][:4]

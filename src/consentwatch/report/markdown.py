@@ -20,6 +20,7 @@ from .fmt import (
     plural,
     safe_url,
     seen_phrase,
+    seen_by_text,
     setting_sentence,
     short_url,
 )
@@ -117,6 +118,8 @@ def render_markdown(report: dict) -> str:
             out += _setting(st)
         if not p["settings"]:
             out += ["Setting not seen yet." if p["has_setting"] else "There is no setting to watch here.", ""]
+        if eyes := seen_by_text(p.get("seen_by")):
+            out += [f"{eyes}.", ""]
         if p["notices"]:
             out += ["Policy notices:", ""]
             for n in p["notices"]:

@@ -31,6 +31,7 @@ UNKNOWN = "unknown"
 STATUS_ORDER = (TRAINING_ON, POLICY_CHANGE_COMING, POLICY_IN_EFFECT, TRAINING_OFF, UNKNOWN)
 
 TOGGLE_KINDS = ("toggle_on", "toggle_reenabled")
+SEEN_BY = ("network", "page")  # which eye did see it: the proxy reading traffic; the extension reading the page
 POLICY_KIND = "policy_update"
 POLICY_TEXT_KIND = "policy_changed"
 
@@ -347,6 +348,10 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
             if rule and parse_date(rule.get("last_verified")):
                 verified.append(rule["last_verified"][:10])
         status = _platform_status(p["settings"], p["notices"])
+        # which eyes saw it: the proxy (network) and/or the extension in the rendered page (page); records from
+        # before the page eye existed were the proxy's
+        eyes = {e for h in history if h["rule_id"] in rule_ids for e in _eyes(h.get("seen_by"))}
+        eyes |= {e for w in warnings if w.get("rule_id") in rule_ids for e in _eyes(w.get("seen_by"))}
         has_setting = bool(p["settings"]) or any(
             isinstance((rules_by_id.get(rid) or {}).get("setting"), Mapping) for rid in rule_ids)
         out_platforms.append({
@@ -363,6 +368,7 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
             "sources": sources,
             "rules_verified": min(verified) if verified else None,
             "seen_via": seen_via(rules_by_id.get(rid) for rid in dict.fromkeys(rule_ids)),
+            "seen_by": [e for e in SEEN_BY if e in eyes],
         })
     out_platforms.sort(key=lambda p: (STATUS_ORDER.index(p["status"]), not p["reenabled"],
                                       p["name"].casefold(), p["platform"]))
@@ -406,6 +412,14 @@ def build_report(warnings: Iterable[dict], history: Iterable[dict], rules: Any, 
         "platforms": out_platforms,
         "not_seen": not_seen,
     }
+
+
+def _eyes(value: Any) -> set[str]:
+    """The eyes a stored record names (a string on history, a list on warnings); none named: the proxy's."""
+    if value is None:
+        return {"network"}
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return {e for e in items if e in SEEN_BY}
 
 
 def _setting_name(rule: dict | None) -> str | None:
