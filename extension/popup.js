@@ -180,6 +180,14 @@ function warningCard(w, live) {
   );
 }
 
+/** Which eyes saw this platform's warnings: the page (the extension read the rendered page), the proxy. */
+function eyesLine(warnings) {
+  const text = CW.eyesText(warnings);
+  if (!text) return null;
+  const eyes = [...new Set(warnings.flatMap((w) => w.seen_by))].sort().join(' ');
+  return el('p', { class: 'eyes', dataset: { seenBy: eyes }, title: 'the page: this extension read the setting in the page; the proxy: consentwatch read the platform’s traffic' }, text);
+}
+
 function renderWarnings(state) {
   const groupsBox = $('groups');
   const summary = $('summary');
@@ -191,6 +199,7 @@ function renderWarnings(state) {
         'section',
         { class: 'group', dataset: { platform: g.platform } },
         el('h2', {}, g.name, g.warnings.length > 1 ? el('span', { class: 'count' }, `· ${g.warnings.length}`) : null),
+        eyesLine(g.warnings),
         g.warnings.map((w) => warningCard(w, state.conn === 'connected' || state.conn === 'connecting')),
       ),
     ),
@@ -218,11 +227,20 @@ function renderRouting(state) {
   if (r.enabled) {
     help.textContent = `On. Only the watched platforms go through consentwatch${port}; every other site goes direct, untouched.`;
   } else {
-    help.textContent = 'Sends only the watched platforms’ traffic to consentwatch. Every other site goes direct, and no system setting changes.';
+    help.textContent = 'Sends only the watched platforms’ traffic to consentwatch. Every other site goes direct, and no system setting changes. '
+      + 'Without it, the settings pages you open are still read in the page.';
   }
   const problem = r.error || (r.blockedBy && !r.enabled ? r.blockedBy : null);
   error.textContent = problem || '';
   error.hidden = !problem;
+}
+
+function renderPages(state) {
+  const missing = (state.pages && state.pages.missing) || [];
+  const box = $('pages');
+  box.hidden = !missing.length || state.conn === 'unpaired';
+  box.dataset.hosts = missing.join(' ');
+  $('pages-hosts').textContent = missing.map((h) => h.replace(/^\*\./, '')).join(', ');
 }
 
 // While the popup is open and consentwatch is away, look for it every few seconds (the worker's own
@@ -245,6 +263,7 @@ function render(state) {
   renderNotice(state);
   renderWarnings(state);
   renderRouting(state);
+  renderPages(state);
   $('open-report').hidden = !state.paired || state.conn === 'down';
 }
 
@@ -266,22 +285,41 @@ $('routing-toggle').addEventListener('change', async (ev) => {
   const want = toggle.checked;
   toggle.disabled = true;
   $('routing-error').hidden = true;
+  let failed = null;
   try {
     await send('ui:set-routing', { enabled: want });
   } catch (e) {
-    $('routing-error').textContent = e.message;
-    $('routing-error').hidden = false;
+    failed = e.message;
   }
+  let state = null;
   try {
-    const state = await send('ui:get-state');
-    render(state);
-    if (state.routing && state.routing.error) {
-      $('routing-error').textContent = state.routing.error;
-      $('routing-error').hidden = false;
-    }
-  } finally {
+    state = await send('ui:get-state');
+  } catch (e) {
+    failed = failed || e.message;
+  }
+  if (state) {
+    render(state); // decides whether the switch may be used now (render may keep it disabled)
+  } else {
+    toggle.checked = !want;
     toggle.disabled = false;
   }
+  const problem = failed || (state && state.routing && state.routing.error);
+  if (problem) {
+    $('routing-error').textContent = problem;
+    $('routing-error').hidden = false;
+  }
+});
+
+// Platforms added by a newer rule pack: the page eye may read their pages once the user allows it here.
+$('pages-allow').addEventListener('click', async () => {
+  const hosts = ($('pages').dataset.hosts || '').split(' ').filter(Boolean);
+  if (!hosts.length) return;
+  try {
+    await ext.permissions.request({ origins: hosts.map((h) => `https://${h}/*`) });
+  } catch (e) {
+    console.warn(e);
+  }
+  send('ui:get-state').then(render, () => {});
 });
 
 $('open-report').addEventListener('click', () => send('ui:open-report').then(() => closePopup(), (e) => console.warn(e)));

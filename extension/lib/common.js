@@ -1,20 +1,24 @@
-/* consentwatch: helpers shared by the service worker, the popup and the options page.
- * Plain script (no modules) so Chrome's service worker can importScripts() it and Firefox can list it
- * in background.scripts. Exposes one frozen global, CW. */
+/* consentwatch: helpers shared by every part of the extension: the worker's modules (imported for its side
+ * effect), the popup and options pages (<script>), and the content scripts (listed before them in the manifest).
+ * A plain script, not a module, because content scripts cannot be modules. Exposes one frozen global, CW. */
 'use strict';
 
 (function (root) {
   const DEFAULT_API_BASE = 'http://127.0.0.1:8765';
-  const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+  // consentwatch listens on 127.0.0.1 only; "localhost" resolves there too. [::1] never reaches it.
+  const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost']);
 
-  // Every message type the extension's parts may exchange. Anything else is dropped.
-  // page:* come from (or go to) the content script on a platform page; ui:* come from our own pages.
-  const FROM_PAGE = Object.freeze(['page:get', 'page:dismiss', 'page:open-settings']);
-  const TO_PAGE = Object.freeze(['page:warnings']);
-  const FROM_UI = Object.freeze([
-    'ui:get-state', 'ui:refresh', 'ui:dismiss', 'ui:open-settings', 'ui:open-report',
-    'ui:open-options', 'ui:set-routing', 'ui:test-connection',
-  ]);
+  // Messages the worker sends to the content scripts (the worker's own handler tables are the allow-list of
+  // what it accepts: background/messages.js). Each content script accepts only its own type.
+  const TO_PAGE = Object.freeze({ warnings: 'page:warnings', rules: 'page:rules' });
+
+  // The page eye's limits, shared by the content script (what it sends) and the worker (what it relays).
+  const EYE = Object.freeze({
+    MAX_REGION: 48 * 1024, // characters of markup per region (the API takes up to 64 KiB of UTF-8)
+    REASONS: Object.freeze(['setting', 'notice']),
+  });
+
+  const EYES = Object.freeze({ network: 'the proxy', page: 'the page' });
 
   const KINDS = Object.freeze({
     toggle_on: 'On by default',
@@ -34,6 +38,9 @@
     }
     if (url.protocol !== 'http:') {
       return { ok: false, error: 'Use http:// — consentwatch listens on this computer only.' };
+    }
+    if (url.hostname === '[::1]') {
+      return { ok: false, error: 'consentwatch listens on 127.0.0.1, not [::1]. Try http://127.0.0.1:8765' };
     }
     if (!LOOPBACK_HOSTS.has(url.hostname)) {
       return { ok: false, error: 'Only addresses on this computer (127.0.0.1 or localhost) are allowed.' };
@@ -61,6 +68,38 @@
       return h === base || h.endsWith(`.${base}`);
     }
     return h === p;
+  }
+
+  /** scheme://host/path of an http(s) URL: the query string and fragment can carry tokens. Null otherwise. */
+  function cleanUrl(value, base) {
+    try {
+      const u = new URL(String(value), base);
+      if (u.protocol !== 'https:' && u.protocol !== 'http:') return null;
+      return `${u.protocol}//${u.host}${u.pathname}`;
+    } catch {
+      return null;
+    }
+  }
+
+  // Typographic characters platforms use in labels, mapped to what rule authors type (as text.py's norm()).
+  const TRANSLATE = new Map([['\u2019', "'"], ['\u2018', "'"], ['\u201c', '"'], ['\u201d', '"'], ['\u00a0', ' '],
+    ['\u2013', '-'], ['\u2014', '-'], ['\u2010', '-'], ['\u2011', '-'], ['\u200b', ''], ['\u00ad', '']]);
+  const TRANSLATE_RX = /[\u2019\u2018\u201c\u201d\u00a0\u2013\u2014\u2010\u2011\u200b\u00ad]/g;
+  const tr = (s) => s.replace(TRANSLATE_RX, (c) => TRANSLATE.get(c));
+
+  /** Lower-case, quotes and dashes made plain, whitespace collapsed: the same as the detectors' norm(). */
+  function norm(text) {
+    return tr(tr(String(text ?? '')).normalize('NFKC')).replace(/\s+/g, ' ').trim().toLowerCase();
+  }
+
+  /** A rule's path glob as a RegExp: '*' within a segment, '**' across, prefix match (as rules/model.py). */
+  function globToRegExp(glob) {
+    const src = String(glob).split(/(\*\*|\*)/).map((part) => {
+      if (part === '**') return '.*';
+      if (part === '*') return '[^/]*';
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }).join('');
+    return new RegExp(`^(?:${src})`);
   }
 
   /** The https URL as a string, or null for anything else (javascript:, data:, http:, garbage). */
@@ -99,6 +138,7 @@
       last_seen: str(w.last_seen, 40),
       region_affected: typeof w.region_affected === 'boolean' ? w.region_affected : null,
       hosts: strList(w.hosts, 50),
+      seen_by: strList(w.seen_by, 4).filter((e) => Object.hasOwn(EYES, e)),
       remedy: {
         settings_url: safeHttpsUrl(remedy.settings_url),
         steps: strList(remedy.steps),
@@ -116,6 +156,13 @@
   function formatDate(value) {
     const d = parseDate(value);
     return d ? new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }).format(d) : null;
+  }
+
+  /** "the page and the proxy": which eyes saw a platform's warnings (popup, per platform). */
+  function eyesText(warnings) {
+    const eyes = new Set(warnings.flatMap((w) => w.seen_by || []));
+    const names = Object.keys(EYES).filter((e) => eyes.has(e)).map((e) => EYES[e]);
+    return names.length ? `Seen by ${names.join(' and ')}` : null;
   }
 
   /** "Today (Nov 23, 2026)", "Yesterday (…)", "3 days ago (Nov 20, 2026)". */
@@ -159,15 +206,19 @@
 
   root.CW = Object.freeze({
     DEFAULT_API_BASE,
-    FROM_PAGE,
     TO_PAGE,
-    FROM_UI,
+    EYE,
+    EYES,
     KINDS,
     normalizeApiBase,
     normalizeToken,
     hostMatches,
+    cleanUrl,
+    norm,
+    globToRegExp,
     safeHttpsUrl,
     sanitizeWarning,
+    eyesText,
     formatDate,
     formatSince,
     regionText,

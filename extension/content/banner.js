@@ -1,4 +1,4 @@
-/* consentwatch banner: runs only on the platforms' own pages (manifest content_scripts matches).
+/* consentwatch banner: runs only on the platforms' own pages (after lib/common.js, see the manifest).
  *
  * Asks the service worker for the active warnings that concern this host and shows them in a
  * small card inside a shadow root, so the page's styles and ours never touch. Updates when the
@@ -10,8 +10,9 @@
   if (window.top !== window || globalThis.__consentwatchBanner) return;
   globalThis.__consentwatchBanner = true;
 
+  const { CW } = globalThis;
   const ext = globalThis.browser ?? globalThis.chrome;
-  const INBOUND = new Set(['page:warnings']); // the only message type this script accepts
+  const INBOUND = CW.TO_PAGE.warnings; // the only message type this script accepts
   const MAX_SHOWN = 3;
 
   const CSS = `
@@ -67,8 +68,6 @@
       .close:hover { background: #292524; color: #fafaf9; }
     }`;
 
-  const KIND_LABEL = { toggle_on: 'On by default', toggle_reenabled: 'Switched back on', policy_update: 'Policy change', policy_changed: 'Policy text changed' };
-
   let host = null;
   let current = [];
   const hidden = new Set(); // closed with × on this page view
@@ -101,12 +100,6 @@
     return svg;
   }
 
-  function formatDate(value) {
-    if (!value) return null;
-    const d = new Date(/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T12:00:00` : value);
-    return Number.isNaN(d.getTime()) ? null : new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }).format(d);
-  }
-
   function send(message) {
     return ext.runtime.sendMessage(message).then((reply) => {
       if (!reply || !reply.ok) throw new Error((reply && reply.error) || 'no answer');
@@ -117,7 +110,7 @@
   function warningSection(w, isFirst) {
     const section = el('section', 'warning');
     section.dataset.warningId = w.id;
-    section.append(el('span', 'chip', KIND_LABEL[w.kind] || KIND_LABEL.toggle_on));
+    section.append(el('span', 'chip', CW.KINDS[w.kind] || CW.KINDS.toggle_on));
     const h2 = el('h2');
     if (isFirst) {
       h2.id = 'cw-title';
@@ -129,9 +122,9 @@
     if (w.summary) section.append(el('p', 'summary', w.summary));
 
     const meta = el('p', 'meta');
-    const since = formatDate(w.first_seen);
+    const since = CW.formatDate(w.first_seen);
     if (since) meta.append(el('span', null, `Seen since ${since}`));
-    if (w.kind === 'policy_update' && w.effective_date) meta.append(el('span', null, `Effective ${formatDate(w.effective_date)}`));
+    if (w.kind === 'policy_update' && w.effective_date) meta.append(el('span', null, `Effective ${CW.formatDate(w.effective_date)}`));
     if (w.region_affected === true) meta.append(el('span', null, 'Applies where you live'));
     if (w.region_affected === false) meta.append(el('span', null, 'Not in force where you live yet'));
     if (meta.childNodes.length) section.append(meta);
@@ -143,9 +136,7 @@
       ol.setAttribute('aria-label', 'Steps');
       steps.forEach((s) => {
         const li = el('li');
-        const label = String(s).trim();
-        const text = label ? label[0].toUpperCase() + label.slice(1) : label;
-        li.append(el('span', null, text));
+        li.append(el('span', null, CW.stepLabel(s)));
         ol.append(li);
       });
       section.append(ol);
@@ -263,7 +254,7 @@
 
   ext.runtime.onMessage.addListener((msg, sender) => {
     if (!sender || sender.id !== ext.runtime.id || sender.tab) return false; // only our own worker
-    if (!msg || typeof msg !== 'object' || !INBOUND.has(msg.type)) return false;
+    if (!msg || typeof msg !== 'object' || msg.type !== INBOUND) return false;
     render(msg.warnings);
     return false;
   });

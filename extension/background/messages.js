@@ -1,0 +1,95 @@
+/* Messages from the extension's own parts. The handler tables below ARE the allow-list: a type that is not a
+ * key of its table is dropped unanswered. page:* come from a content script in the top frame of an https page
+ * on a host the page eye runs on; ui:* come from the extension's own pages (popup, options). */
+
+export function makeHandlers(d) {
+  const page = {
+    'page:get': async (msg, ctx) => {
+      await d.tabs.track(ctx.tabId, ctx.hostname);
+      return { warnings: await d.warningsFor(ctx.hostname) };
+    },
+    'page:rules': async (msg, ctx) => {
+      await d.tabs.track(ctx.tabId, ctx.hostname);
+      return { eye: await d.eyeFor(ctx.hostname) };
+    },
+    'page:observe': async (msg, ctx) => ({ queued: await d.observe(msg, ctx) }),
+    'page:dismiss': async (msg, ctx) => {
+      if (!(await d.warningsFor(ctx.hostname)).some((w) => w.id === msg.id)) throw new Error('unknown warning');
+      await d.actions.dismiss(msg.id);
+      return { ok: true };
+    },
+    'page:open-settings': async (msg, ctx) => {
+      if (!(await d.warningsFor(ctx.hostname)).some((w) => w.id === msg.id)) throw new Error('unknown warning');
+      await d.actions.openSettings(msg.id, ctx.tabId);
+      return { ok: true };
+    },
+  };
+  const ui = {
+    'ui:get-state': () => d.actions.uiState(),
+    'ui:refresh': async () => {
+      await d.refresh('ui');
+      return d.actions.uiState();
+    },
+    'ui:dismiss': async (msg) => {
+      await d.actions.dismiss(msg.id);
+      return d.actions.uiState();
+    },
+    'ui:open-settings': async (msg) => {
+      await d.actions.openSettings(msg.id);
+      return { ok: true };
+    },
+    'ui:open-report': async () => {
+      await d.actions.openReport();
+      return { ok: true };
+    },
+    'ui:open-options': async () => {
+      await d.openOptions();
+      return { ok: true };
+    },
+    'ui:set-routing': async (msg) => ({ routing: await d.routing.set(Boolean(msg.enabled)) }),
+    'ui:test-connection': (msg) => d.actions.testConnection(msg.apiBase, msg.token),
+  };
+  return { page: Object.freeze(page), ui: Object.freeze(ui) };
+}
+
+/** {tabId, hostname, url} for a message from our content script in a tab's top frame on an allowed https host. */
+export function pageSender(sender, extId, hostAllowed) {
+  if (!sender || sender.id !== extId || !sender.tab || !Number.isInteger(sender.tab.id)) return null;
+  if (sender.frameId !== undefined && sender.frameId !== 0) return null;
+  try {
+    const u = new URL(sender.url);
+    return u.protocol === 'https:' && hostAllowed(u.hostname) ? { tabId: sender.tab.id, hostname: u.hostname, url: u.href } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function isExtensionPage(sender, extId, extOrigin) {
+  return Boolean(sender) && sender.id === extId && typeof sender.url === 'string' && sender.url.startsWith(extOrigin);
+}
+
+/**
+ * The runtime.onMessage listener: finds the handler, checks the sender, answers {ok, result} or {ok: false, error}.
+ * Returns true when it will answer (asynchronously), false when the message is dropped.
+ */
+export function makeDispatcher(handlers, { extId, extOrigin, hostAllowed }) {
+  return (msg, sender, sendResponse) => {
+    if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return false;
+    let work;
+    if (Object.hasOwn(handlers.page, msg.type)) {
+      const ctx = pageSender(sender, extId, hostAllowed);
+      if (!ctx) return false;
+      work = handlers.page[msg.type](msg, ctx);
+    } else if (Object.hasOwn(handlers.ui, msg.type)) {
+      if (!isExtensionPage(sender, extId, extOrigin)) return false;
+      work = handlers.ui[msg.type](msg);
+    } else {
+      return false; // not on the allow-list: ignored, no answer
+    }
+    Promise.resolve(work).then(
+      (result) => sendResponse({ ok: true, result }),
+      (e) => sendResponse({ ok: false, error: String((e && e.message) || e) }),
+    );
+    return true;
+  };
+}

@@ -1,0 +1,123 @@
+/* The routing switch: apply the API's PAC script (only the rule hosts go to the proxy) with the browser's proxy
+ * API, keep it equal to what the API serves, and give the proxy setting back when switched off. */
+
+import { ApiError } from './api.js';
+
+export const MAX_PAC = 200_000;
+
+/** Is this text a PAC script we would hand the browser? */
+export function usablePac(pac) {
+  return typeof pac === 'string' && pac.length <= MAX_PAC && /FindProxyForURL/.test(pac);
+}
+
+/** Firefox has no inline PAC data: a data: URL carries the same script (UTF-8, base64). */
+export function pacDataUrl(pac) {
+  const bytes = new TextEncoder().encode(pac);
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return `data:application/x-ns-proxy-autoconfig;base64,${btoa(bin)}`;
+}
+
+/** Why the switch cannot work here (someone else holds the proxy setting), or null. */
+export function blockedBy(level) {
+  if (level === 'controlled_by_other_extensions') return 'Another extension controls your proxy settings.';
+  if (level === 'not_controllable') return 'Your browser’s proxy is set by a policy or a command-line flag.';
+  return null;
+}
+
+export class Routing {
+  constructor({ proxy, local, isFirefox, apiFetch, getSettings }) {
+    Object.assign(this, { proxy, local, isFirefox, apiFetch, getSettings });
+  }
+
+  async level() {
+    if (this.isFirefox) {
+      try {
+        const got = await this.proxy.settings.get({});
+        return { level: got.levelOfControl, value: got.value };
+      } catch (e) {
+        return { level: 'not_controllable', value: null, error: e.message };
+      }
+    }
+    const got = await this.proxy.settings.get({ incognito: false });
+    return { level: got.levelOfControl, value: got.value };
+  }
+
+  async setPac(pac) {
+    if (this.isFirefox) {
+      await this.proxy.settings.set({ value: { proxyType: 'autoConfig', autoConfigUrl: pacDataUrl(pac) } });
+    } else {
+      await this.proxy.settings.set({ value: { mode: 'pac_script', pacScript: { data: pac, mandatory: false } }, scope: 'regular' });
+    }
+  }
+
+  async clearPac() {
+    if (this.isFirefox) await this.proxy.settings.clear({});
+    else await this.proxy.settings.clear({ scope: 'regular' });
+  }
+
+  async status() {
+    const { routing = {} } = await this.local.get('routing');
+    const { level, value } = await this.level();
+    const ours = level === 'controlled_by_this_extension';
+    const blocked = blockedBy(level);
+    return {
+      enabled: Boolean(routing.enabled) && ours,
+      wanted: Boolean(routing.enabled),
+      appliedAt: routing.appliedAt || null,
+      error: routing.error || (routing.enabled && !ours ? blocked : null),
+      blockedBy: blocked,
+      mode: value ? value.mode || value.proxyType || null : null,
+    };
+  }
+
+  async enable(apiBase, token) {
+    const pac = await this.apiFetch(apiBase, '/v1/proxy.pac', { token, as: 'text' });
+    if (!usablePac(pac)) throw new Error('consentwatch sent an unusable PAC script');
+    await this.setPac(pac);
+    const { level } = await this.level();
+    if (level !== 'controlled_by_this_extension') {
+      throw new Error(blockedBy(level) || 'The browser did not accept the proxy setting.');
+    }
+    await this.local.set({ routing: { enabled: true, pac, appliedAt: new Date().toISOString(), error: null } });
+  }
+
+  async set(enabled) {
+    if (!enabled) {
+      try {
+        await this.clearPac();
+      } finally {
+        await this.local.set({ routing: { enabled: false, pac: null, appliedAt: null, error: null } });
+      }
+      return this.status();
+    }
+    const { apiBase, token } = await this.getSettings();
+    if (!token) throw new Error('Pair the extension with consentwatch first (Settings).');
+    try {
+      await this.enable(apiBase, token);
+    } catch (e) {
+      const message = e instanceof ApiError && e.kind === 'down' ? 'consentwatch is not running, so there is nothing to route to.' : e.message;
+      await this.local.set({ routing: { enabled: false, pac: null, appliedAt: null, error: message } });
+      try {
+        await this.clearPac();
+      } catch {
+        /* nothing was set */
+      }
+      throw new Error(message);
+    }
+    return this.status();
+  }
+
+  /** When routing is on, keep the browser's PAC equal to what the API serves (ports or rules may change). */
+  async sync(apiBase, token) {
+    const { routing } = await this.local.get('routing');
+    if (!routing || !routing.enabled) return;
+    const pac = await this.apiFetch(apiBase, '/v1/proxy.pac', { token, as: 'text' });
+    const { level } = await this.level();
+    if (pac !== routing.pac || level !== 'controlled_by_this_extension') {
+      if (!usablePac(pac)) return;
+      await this.setPac(pac);
+      await this.local.set({ routing: { ...routing, pac, appliedAt: new Date().toISOString() } });
+    }
+  }
+}
