@@ -59,6 +59,10 @@ class FakeApi:
         self.sockets: set[web.WebSocketResponse] = set()
         self.ws_connects = 0
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, origin)
+        self.observations: list[dict] = []  # bodies of POST /v1/observations, as the extension sent them
+        from consentwatch.rules.model import shipped_pack
+
+        self.pack = shipped_pack()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -86,13 +90,24 @@ class FakeApi:
                 resp = await handler(request)
         if origin and not isinstance(resp, web.WebSocketResponse):
             resp.headers["Access-Control-Allow-Origin"] = origin
-            resp.headers["Access-Control-Allow-Headers"] = "Authorization"
+            resp.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             resp.headers["Access-Control-Allow-Methods"] = "GET, POST"
             resp.headers["Vary"] = "Origin"
         return resp
 
     async def health(self, request):
-        return web.json_response({"status": "ok", "version": "0.1.0-fake", "rules": 21, "proxy_port": self.proxy_port})
+        return web.json_response({"status": "ok", "version": "0.1.0-fake", "rules": len(self.pack["rules"]),
+                                  "rules_version": self.pack["version"], "proxy_port": self.proxy_port})
+
+    async def rules(self, request):
+        return web.json_response({"version": self.pack["version"], "rules": self.pack["rules"]})
+
+    async def observe(self, request):
+        # the contract: JSON {url, html, reason}, 202 with findings (this stand-in finds nothing: it only records)
+        if request.content_type != "application/json":
+            return web.json_response({"error": "send the observation as application/json"}, status=415)
+        self.observations.append(await request.json())
+        return web.json_response({"findings": []}, status=202)
 
     async def list_warnings(self, request):
         status = request.query.get("status", "active")
@@ -189,6 +204,8 @@ class FakeApi:
             app.router.add_get("/v1/warnings", self.list_warnings)
             app.router.add_post("/v1/warnings/{wid}/dismiss", self.dismiss)
             app.router.add_get("/v1/proxy.pac", self.pac)
+            app.router.add_get("/v1/rules", self.rules)
+            app.router.add_post("/v1/observations", self.observe)
             app.router.add_get("/v1/ws", self.ws)
             app.router.add_get("/report", self.report)
             self.runner = web.AppRunner(app)
