@@ -214,6 +214,15 @@
     return hits;
   }
 
+  /** A custom element whose (open or closed) shadow root holds the control: the element stands for it. */
+  function shadowControlHost(el) {
+    for (let n = el, i = 0; n && i < 3; n = n.parentElement, i += 1) {
+      const shadow = n.localName.includes('-') ? n.shadowRoot || closedShadow(n) : null;
+      if (shadow && shadow.querySelector(CONTROL_SEL)) return n;
+    }
+    return null;
+  }
+
   function controlFor(el) {
     if (isControl(el)) return el;
     const label = el.localName === 'label' ? el : el.closest('label');
@@ -227,7 +236,7 @@
         if (c) return c;
       }
     }
-    return null;
+    return shadowControlHost(el);
   }
 
   function commonAncestor(a, b) {
@@ -235,22 +244,38 @@
     return null;
   }
 
+  /** A radio's whole group (the chosen option tells the state, whichever option the label names), or null. */
+  function radioGroup(control) {
+    const isRadio = (control.localName === 'input' && control.type === 'radio') || control.getAttribute('role') === 'radio';
+    if (!isRadio) return null;
+    const group = control.closest('fieldset, [role=radiogroup]');
+    if (group) return group;
+    if (!control.name) return null;
+    let lca = control;
+    const scope = control.form || document;
+    for (const other of scope.querySelectorAll(`input[type=radio][name="${CSS.escape(control.name)}"]`)) {
+      lca = commonAncestor(lca, other) || lca;
+    }
+    return lca === control ? null : lca;
+  }
+
   /** {roots, direct} to serialise for a label hit, or null when no control goes with it (yet). */
   function regionFor(hit) {
     const el = hit.el;
     const control = controlFor(el);
     if (control) {
-      let lca = commonAncestor(el, control);
+      const group = radioGroup(control);
+      let lca = commonAncestor(el, group || control);
       if (lca === control && control.parentElement && (control.parentElement.textContent || '').length < 2000) {
         lca = control.parentElement; // a control named by its own attributes: keep the text beside it
       }
-      if (lca && lca !== document.body && lca !== document.documentElement) return { roots: [lca], direct: true, control };
-      return { roots: [el, control.parentElement || control], direct: true, control }; // far apart: both, side by side
+      if (lca && lca !== document.body && lca !== document.documentElement) return { roots: [lca], direct: true, control, label: el };
+      return { roots: [el, control.parentElement || control], direct: true, control, label: el }; // far apart: both
     }
     let n = el.parentElement;
     for (let i = 0; n && i < CLIMB && n !== document.body; i += 1, n = n.parentElement) {
       const c = n.querySelector(CONTROL_SEL);
-      if (c) return { roots: [n], direct: false, control: c };
+      if (c) return { roots: [n], direct: false, control: c, label: el };
     }
     return null;
   }
@@ -318,13 +343,23 @@
       const inner = regions.filter((r) => !regions.some((o) => o !== r && r.roots[0].contains(o.roots[0])));
       inner.sort((a, b) => (a.roots[0].compareDocumentPosition(b.roots[0]) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
       inner.forEach((r, i) => {
-        let html = serialize(r.roots);
-        if (html === null && r.direct && r.roots.length === 1) {
-          html = serialize([r.control.parentElement || r.control]); // the row alone, when its section is too big
+        let roots = r.roots;
+        let html = serialize(roots);
+        if (html === null && r.direct && roots.length === 1) {
+          // label and control far apart in a big section: the two of them, side by side (ids kept, so
+          // aria-labelledby and label[for] still name the control)
+          for (const pair of [[r.label, r.control.parentElement || r.control], [r.label, r.control]]) {
+            if (pair[0].contains(pair[1]) || pair[1].contains(pair[0])) continue;
+            html = serialize(pair);
+            if (html !== null) {
+              roots = pair;
+              break;
+            }
+          }
         }
         if (html === null) return;
         const key = `${s.id}#${i}`;
-        tracked.set(key, { roots: r.roots, reason: 'setting', rule: s.id });
+        tracked.set(key, { roots, reason: 'setting', rule: s.id });
         consider(key, 'setting', html);
       });
     }

@@ -239,7 +239,9 @@ class LocalSite:
     browser to reach with no proxy: Chromium maps the platform's host name here (`resolver_rule`)."""
 
     def __init__(self, entries: list[tuple[str, str, bytes]]):
-        self.entries = {"/" + url.split("://", 1)[1].split("/", 1)[1]: (ctype, body) for url, ctype, body in entries}
+        # (host, path) -> (content type, body): several hosts share one server, told apart by the Host header
+        self.entries = {(url.split("/")[2], "/" + url.split("://", 1)[1].split("/", 1)[1]): (ctype, body)
+                        for url, ctype, body in entries}
         self.hosts = sorted({url.split("/")[2] for url, _, _ in entries})
         self.requests: list[str] = []
         self.server = None
@@ -255,7 +257,8 @@ class LocalSite:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
                 site.requests.append(self.path)
-                hit = site.entries.get(self.path) or site.entries.get(self.path.split("?")[0])
+                host = (self.headers.get("Host") or "").split(":")[0]
+                hit = site.entries.get((host, self.path)) or site.entries.get((host, self.path.split("?")[0]))
                 if hit is None:
                     self.send_error(404)
                     return
