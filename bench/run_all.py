@@ -8,6 +8,8 @@ proxy.py    throughput ratios against plain mitmproxy under wrk, reverse and reg
             and how long the proxy's event loop was blocked
 store.py    the warning store's cost per commit (time, CPU, memory) at 10 / 1,000 / 100,000 stored items,
             the whole-file store before the journal against the journal
+page_eye.py the extension's page eye in Chromium: content-script CPU per mutation batch on a 10,000-element
+            feed page, observation -> WebSocket and switch flip -> badge latency
 """
 
 import os
@@ -26,6 +28,7 @@ print(f"consentwatch {version('consentwatch')}, mitmproxy {version('mitmproxy')}
       f"load average {load} (other work on the machine makes throughput noisy)", flush=True)
 
 for script, args in (("detect.py", []), ("replay.py", []), ("latency.py", []), ("store.py", []),
+                     ("page_eye.py", []),
                      ("proxy.py", ["--rounds", "5"])):
     print(f"\n=== bench/{script} ===", flush=True)
     code = subprocess.call([sys.executable, str(HERE / script), *args])

@@ -54,7 +54,7 @@
   const MAX_DELAY_MS = 2_000; // ... stretched up to this on a page that keeps us busy
 
   const stats = { batches: 0, records: 0, slices: 0, busyMs: 0, lastSliceMs: 0, maxSliceMs: 0, sliceMs: [],
-    observerMs: 0, sent: 0, fullScans: 0, timers: 0 };
+    observerMs: 0, sent: 0, fullScans: 0, timers: 0, configureMs: 0 };
 
   /* ------------------------------------------------------------ rules for this page ----------------- */
 
@@ -173,12 +173,26 @@
     return over ? null : out.join('');
   }
 
+  // norm() for a whole page's text: plain ASCII needs only lower case and collapsed whitespace (the full
+  // norm, with its Unicode normalisation, runs when there is anything else)
+  function quickNorm(text) {
+    // eslint-disable-next-line no-control-regex
+    if (/[^\x00-\x7f]/.test(text)) return CW.norm(text);
+    return text.replace(/\s+/g, ' ').trim().toLowerCase();
+  }
+
   /** The smallest elements under `root` whose text (or accessible-name attribute) holds one of `phrases`. */
   function findHits(root, phrases) {
     const hits = [];
     if (!root || inBanner(root)) return hits;
-    const low = (root.textContent || '').toLowerCase();
-    const present = phrases.filter((p) => low.includes(p.anchor));
+    const raw = root.textContent || '';
+    const low = raw.toLowerCase();
+    // the whole phrase must be there, not just its longest word: a feed full of "training" costs one check
+    const withAnchor = phrases.filter((p) => low.includes(p.anchor));
+    const present = withAnchor.length ? (() => {
+      const flat = quickNorm(raw);
+      return withAnchor.filter((p) => flat.includes(p.text));
+    })() : [];
     if (present.length) {
       const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
       const seen = new Set();
@@ -189,14 +203,15 @@
         let el = t.parentElement;
         if (!el || DROP.has(el.localName) || seen.has(el) || inBanner(el)) continue;
         for (let i = 0; el && i < CLIMB; i += 1, el = el.parentElement) {
-          const text = CW.norm(el.textContent);
+          const rawText = el.textContent || '';
+          if (rawText.length > 8000) break; // a container of many things, not a label
+          const text = CW.norm(rawText);
           const p = p0.find((x) => text.includes(x.text));
           if (p) {
             if (!seen.has(el)) hits.push({ el, phrase: p.text });
             seen.add(el);
             break;
           }
-          if (text.length > 4000) break;
         }
       }
     }
@@ -614,11 +629,14 @@
       return;
     }
     start();
+    const t0 = performance.now();
     tracked = new Map();
     evaluateSettings(activeSettings());
     if (document.body) {
       for (const el of document.querySelectorAll(NOTICE_SEL)) scanNotices(el);
     }
+    stats.configureMs = performance.now() - t0;
+    stats.busyMs += stats.configureMs;
     armRecheck();
   }
 

@@ -207,7 +207,7 @@ FEED_APP = r"""
     },
     nodes() { return document.getElementsByTagName('*').length; },
   };
-  window.__feed.grow(1000); // ~10,000 elements
+  window.__feed.grow(1120); // ~10,000 elements
 })();
 """
 
