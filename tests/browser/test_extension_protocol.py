@@ -216,3 +216,23 @@ def test_worker_stopped_by_browser_catches_up_on_wake(browser, fake_api):
     popup.get_by_text("Watching · 1 warning").wait_for(timeout=15_000)
     browser.wait_badge("1")
     assert fake_api.ws_connects > connects
+
+
+def test_routing_switch_stays_disabled_when_render_disables_it(browser, fake_api):
+    """consentwatch went away between the popup's last render and the switch's change: the worker says so, render
+    disables the switch, and the change handler leaves it that way (it used to re-enable it)."""
+    browser.pair(fake_api.base, fake_api.token)
+    browser.wait_conn("connected")
+    popup = browser.open_popup()
+    toggle = popup.locator("#routing-toggle")
+    toggle.wait_for()
+    assert toggle.is_enabled()
+    fake_api.stop()
+    browser.wait_conn("down", timeout=10)
+    popup.evaluate("""() => { const t = document.getElementById('routing-toggle');
+                              t.checked = true; t.dispatchEvent(new Event('change')); }""")
+    popup.wait_for_function("() => /not running/.test(document.getElementById('routing-error').textContent)",
+                            timeout=10_000)
+    popup.wait_for_timeout(300)
+    assert popup.evaluate("() => document.getElementById('routing-toggle').disabled") is True
+    assert popup.evaluate("() => document.getElementById('routing-toggle').checked") is False
