@@ -45,6 +45,7 @@
     'aria-disabled', 'aria-busy', 'checked', 'selected', 'disabled', 'hidden', 'class', 'style', 'open', 'title'];
 
   const MAX_REGION = CW.EYE.MAX_REGION;
+  const API_MAX_BYTES = 64 * 1024;
   const MAX_NODES = 4000; // elements and text nodes per region
   const MAX_NOTICE_TEXT = 20_000; // a notice longer than this is a page, not a dialog
   const CLIMB = 6; // ancestors to climb from a label to the element that also holds its control
@@ -170,7 +171,10 @@
       push(`</${tag}>`);
     };
     for (const r of roots) walk(r, false);
-    return over ? null : out.join('');
+    if (over) return null;
+    const html = out.join('');
+    // the API takes 64 KiB of UTF-8: characters past ASCII take up to 3 bytes each
+    return html.length * 3 <= API_MAX_BYTES || new TextEncoder().encode(html).length <= API_MAX_BYTES ? html : null;
   }
 
   // norm() for a whole page's text: plain ASCII needs only lower case and collapsed whitespace (the full
@@ -393,7 +397,7 @@
     if (html !== null) return html;
     // a long dialog: its text, in a container that still says what it is
     const tag = el.localName === 'dialog' || el.localName === 'aside' ? el.localName : 'div';
-    const text = escText(CW.norm(el.textContent).slice(0, 6000));
+    const text = escText(CW.norm(el.textContent).slice(0, 6000)); // at most ~18 KiB of UTF-8
     return `<${tag}${attrsOf(el, false)}><p>${text}</p></${tag}>`;
   }
 
