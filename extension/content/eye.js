@@ -55,7 +55,7 @@
   const MAX_DELAY_MS = 2_000; // ... stretched up to this on a page that keeps us busy
 
   const stats = { batches: 0, records: 0, slices: 0, busyMs: 0, lastSliceMs: 0, maxSliceMs: 0, sliceMs: [],
-    observerMs: 0, sent: 0, fullScans: 0, timers: 0, configureMs: 0 };
+    observerMs: 0, sent: 0, fullScans: 0, timers: 0, configureMs: 0, errors: 0 };
 
   /* ------------------------------------------------------------ rules for this page ----------------- */
 
@@ -305,8 +305,14 @@
   const lastSent = new Map(); // key -> markup sent last
   const candidates = new Map(); // key -> {html, reason, due}
   let settleTimer = null;
-  let pendingLabels = false; // a label was seen without a control, or hidden: look again after changes
+  // A label seen without a control (the switch not drawn yet), or hidden: the page is looked at again after it
+  // changes, at most once per `pendingGap` ms (1 s, doubling to 30 s while the label stays alone), and once more
+  // when that gap is over if a change came during it.
+  let pendingLabels = false;
   let lastPendingScan = -Infinity;
+  let pendingGap = 1000;
+  let pendingRetry = false;
+  let pendingTimer = null;
 
   function consider(key, reason, html) {
     if (lastSent.get(key) === html) {
@@ -479,7 +485,12 @@
     if (!config) return;
     const t0 = performance.now();
     stats.batches += 1;
-    work(t0);
+    try {
+      work(t0);
+    } catch (e) {
+      stats.errors += 1; // a page we did not foresee: keep watching, say so once
+      if (stats.errors === 1) console.warn('consentwatch page eye:', e);
+    }
     const ms = performance.now() - t0;
     stats.slices += 1;
     stats.busyMs += ms;
@@ -491,7 +502,7 @@
     while (recent.length && recent[0][0] < t0 - 10_000) recent.shift();
     const busy = recent.reduce((a, [, b]) => a + b, 0);
     delay = busy > 200 ? Math.min(MAX_DELAY_MS, delay * 2) : MIN_DELAY_MS;
-    if (dirty.size || attrTargets.size || stateTouched) schedule();
+    if (dirty.size || attrTargets.size || stateTouched || pendingRetry) schedule();
   }
 
   /** One slice of work: what changed, within SLICE_MS; the rest stays queued. */
@@ -536,10 +547,20 @@
     for (; i < batch.length; i += 1) dirty.add(batch[i]); // the rest: next slice
     if (touched) rereadTracked(full);
     // a label seen without its control, or hidden: look again when the page changed, at most once a second
-    if (pendingLabels && (attrs.length || full.has('*pending')) && t0 - lastPendingScan > 1000) {
-      lastPendingScan = t0;
-      pendingLabels = false;
-      settings.forEach((s) => full.add(s.id));
+    if (pendingLabels && (attrs.length || batch.length || full.has('*pending') || pendingRetry)) {
+      if (t0 - lastPendingScan >= pendingGap) {
+        pendingRetry = false;
+        pendingGap = full.has('*pending') ? 1000 : Math.min(30_000, t0 - lastPendingScan < 2 * pendingGap ? pendingGap * 2 : 1000);
+        lastPendingScan = t0;
+        pendingLabels = false;
+        settings.forEach((s) => full.add(s.id));
+      } else if (!pendingTimer) {
+        pendingTimer = setTimeout(() => {
+          pendingTimer = null;
+          pendingRetry = true;
+          schedule();
+        }, pendingGap - (t0 - lastPendingScan));
+      }
     }
     full.delete('*pending');
     if (full.size) {
@@ -565,10 +586,10 @@
 
   // A page can set a checkbox's `checked` property from script (a framework re-rendering after a fetch), which
   // no MutationObserver and no event reports. After something happened, the watched regions are read again a
-  // few times (after 0.5, 1, 2 and 4 s), then no more until the next change.
+  // few times (after 0.5, 1, 2, 4, 8 and 16 s), then no more until the next change.
   let recheckTimer = null;
   let recheckStep = 0;
-  const RECHECK_MS = [500, 1000, 2000, 4000];
+  const RECHECK_MS = [500, 1000, 2000, 4000, 8000, 16000];
 
   function armRecheck() {
     recheckStep = 0;
@@ -584,9 +605,13 @@
     recheckTimer = setTimeout(() => {
       recheckStep += 1;
       const t0 = performance.now();
-      const full = new Set();
-      rereadTracked(full);
-      if (full.size) evaluateSettings(activeSettings().filter((s) => full.has(s.id)));
+      try {
+        const full = new Set();
+        rereadTracked(full);
+        if (full.size) evaluateSettings(activeSettings().filter((s) => full.has(s.id)));
+      } catch (e) {
+        stats.errors += 1;
+      }
       stats.busyMs += performance.now() - t0;
       nextRecheck();
     }, RECHECK_MS[recheckStep] - (recheckStep ? RECHECK_MS[recheckStep - 1] : 0));
@@ -616,6 +641,8 @@
     scheduled = null;
     if (recheckTimer) clearTimeout(recheckTimer);
     recheckTimer = null;
+    if (pendingTimer) clearTimeout(pendingTimer);
+    pendingTimer = null;
     dirty.clear();
     attrTargets.clear();
   }
@@ -646,7 +673,7 @@
 
   globalThis.__consentwatchEye = Object.freeze({
     stats: () => ({ ...stats, sliceMs: stats.sliceMs.slice(), watching, tracked: tracked.size, pending: candidates.size,
-      timersPending: Boolean(scheduled) || Boolean(settleTimer) || Boolean(recheckTimer) }),
+      timersPending: Boolean(scheduled) || Boolean(settleTimer) || Boolean(recheckTimer) || Boolean(pendingTimer) }),
     resetStats: () => {
       Object.assign(stats, { batches: 0, records: 0, slices: 0, busyMs: 0, lastSliceMs: 0, maxSliceMs: 0, sliceMs: [],
         observerMs: 0, sent: 0, fullScans: 0, timers: 0 });

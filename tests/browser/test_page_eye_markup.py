@@ -100,9 +100,18 @@ def detector():
     return Detector(load_pack(shipped_pack()), None)
 
 
+LATER = ("<!doctype html><html><head><title>Privacy</title></head><body><main><h2>Generative AI</h2>"
+         "<p>Use your data to train Pinterest Canvas</p><div id=slot></div></main><script>"
+         "setTimeout(() => { const b = document.createElement('input'); b.type = 'checkbox';"
+         " b.setAttribute('aria-label', 'Use your data to train Pinterest Canvas');"
+         " document.getElementById('slot').append(b); setTimeout(() => { b.checked = true; }, 3000); }, 1500);"
+         "</script></body></html>").encode()
+
+
 @pytest.fixture(scope="module")
 def site(request):
-    s = LocalSite([(url, HTML, page) for _, url, page, _, _ in CASES]).start()
+    s = LocalSite([(url, HTML, page) for _, url, page, _, _ in CASES]
+                  + [("https://www.pinterest.com/settings/later", HTML, LATER)]).start()
     request.addfinalizer(s.stop)
     return s
 
@@ -134,3 +143,24 @@ def test_the_region_sent_and_what_the_detectors_make_of_it(case, browser, fake_a
     got = [(f.rule_id, f.state) for f in obs.findings if f.kind != "policy_update"]
     if expected is not None:
         assert got == [expected], html[:3000]
+
+
+def test_a_switch_drawn_long_after_its_static_label_and_named_by_itself(browser, fake_api, site, detector):
+    """The label is in the server's HTML; the app draws the switch 1.5 s later (named by its own aria-label), and
+    sets its state from script 3 s after that, with no DOM change at all: a checkbox's property."""
+    browser.pair(fake_api.base, fake_api.token)
+    browser.wait_conn("connected")
+    page = browser.context.new_page()
+    try:
+        page.goto("https://www.pinterest.com/settings/later", wait_until="domcontentloaded")
+        first = wait_until(lambda: [o for o in fake_api.observations if o["url"].endswith("/settings/later")], 15,
+                           what="the region once the switch is drawn")
+        assert 'aria-label="Use your data to train Pinterest Canvas"' in first[0]["html"]
+        assert " checked" not in first[0]["html"]
+        later = wait_until(lambda: [o for o in fake_api.observations
+                                    if o["url"].endswith("/settings/later") and " checked" in o["html"]], 15,
+                           what="the state the app set from script")
+    finally:
+        page.close()
+    obs = detector.detect("https://www.pinterest.com/settings/later", "text/html", later[-1]["html"].encode())
+    assert [(f.rule_id, f.state) for f in obs.findings] == [("pinterest.canvas-training", "on")]
