@@ -52,13 +52,14 @@ export function makeHandlers(d) {
   return { page: Object.freeze(page), ui: Object.freeze(ui) };
 }
 
-/** {tabId, hostname, url} for a message from our content script in a tab's top frame on an allowed https host. */
-export function pageSender(sender, extId, hostAllowed) {
+/** {tabId, hostname, url} for a message from our content script in a tab's top frame on an https page (whether
+ * its host is one the page eye runs on is asked separately: the answer may need the stored rules). */
+export function pageSender(sender, extId) {
   if (!sender || sender.id !== extId || !sender.tab || !Number.isInteger(sender.tab.id)) return null;
   if (sender.frameId !== undefined && sender.frameId !== 0) return null;
   try {
     const u = new URL(sender.url);
-    return u.protocol === 'https:' && hostAllowed(u.hostname) ? { tabId: sender.tab.id, hostname: u.hostname, url: u.href } : null;
+    return u.protocol === 'https:' ? { tabId: sender.tab.id, hostname: u.hostname, url: u.href } : null;
   } catch {
     return null;
   }
@@ -70,17 +71,26 @@ export function isExtensionPage(sender, extId, extOrigin) {
 
 /**
  * The runtime.onMessage listener: finds the handler, checks the sender, answers {ok, result} or {ok: false, error}.
- * Returns true when it will answer (asynchronously), false when the message is dropped.
+ * Returns true when it may answer (asynchronously), false when the message is dropped at once. A page:* message
+ * from a host the page eye does not run on (hostAllowed, sync or async) is dropped too: never answered.
  */
 export function makeDispatcher(handlers, { extId, extOrigin, hostAllowed }) {
   return (msg, sender, sendResponse) => {
     if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return false;
     let work;
     if (Object.hasOwn(handlers.page, msg.type)) {
-      const ctx = pageSender(sender, extId, hostAllowed);
+      const ctx = pageSender(sender, extId);
       if (!ctx) return false;
-      work = handlers.page[msg.type](msg, ctx);
-    } else if (Object.hasOwn(handlers.ui, msg.type)) {
+      Promise.resolve(hostAllowed(ctx.hostname)).then((allowed) => {
+        if (allowed !== true) return; // not a host of ours: no answer at all
+        Promise.resolve(handlers.page[msg.type](msg, ctx)).then(
+          (result) => sendResponse({ ok: true, result }),
+          (e) => sendResponse({ ok: false, error: String((e && e.message) || e) }),
+        );
+      }, () => {});
+      return true;
+    }
+    if (Object.hasOwn(handlers.ui, msg.type)) {
       if (!isExtensionPage(sender, extId, extOrigin)) return false;
       work = handlers.ui[msg.type](msg);
     } else {

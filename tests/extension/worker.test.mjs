@@ -218,12 +218,14 @@ test('message handler tables are the allow-list; senders are checked per table',
     'ui:open-settings', 'ui:refresh', 'ui:set-routing', 'ui:test-connection']);
   assert.ok(Object.isFrozen(handlers.page) && Object.isFrozen(handlers.ui));
   const dispatch = makeDispatcher(handlers, { extId: 'me', extOrigin: 'chrome-extension://me/',
-    hostAllowed: (h) => h === 'www.linkedin.com' });
+    hostAllowed: async (h) => { await tick(); return h === 'www.linkedin.com'; } }); // asks the stored rules
   const page = { id: 'me', tab: { id: 7 }, frameId: 0, url: 'https://www.linkedin.com/settings?x=1' };
   const popup = { id: 'me', url: 'chrome-extension://me/popup.html' };
+  // dropped: refused at once, or never answered (a page:* message from a host the page eye does not run on)
   const ask = (msg, sender) => new Promise((resolve) => {
     const answered = dispatch(msg, sender, resolve);
     if (!answered) resolve('dropped');
+    setTimeout(() => resolve('dropped'), 50);
   });
   assert.deepEqual(await ask({ type: 'page:get' }, page), { ok: true, result: { warnings: [{ id: 'w-1' }] } });
   assert.deepEqual(log.at(-1), ['track', 7, 'www.linkedin.com']);
