@@ -32,12 +32,11 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
 
-from live_support import start_run  # noqa: E402
-from tests.browser.spa_pages import (  # noqa: E402
+from browser.spa_pages import (  # noqa: E402
     FEED_APP, FEED_PAGE, HTML, JS, PINTEREST_PAGE, LocalSite, feed_page, pinterest, shell,
 )
+from live_support import start_run  # noqa: E402
 
 EXT_DIR = ROOT / "extension"
 NO_RULE_FEED = "https://feed.example.org/feed/"
