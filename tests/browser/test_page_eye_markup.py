@@ -4,7 +4,7 @@ region it sends (captured by the contract fake of the API), then the real detect
 The markups follow research/real-traffic.md: X's react-native-web checkbox, a role=checkbox named from a table
 header, Medium's radio pair, Substack on a blog subdomain, Quora's hidden A/B duplicate, a web component whose
 switch lives in its shadow root, a label far from its switch in a long page, GitHub's <select>, Google's chip
-whose name carries the state."""
+whose name carries the state. Every region gives the verdict its page shows."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ customElements.define('sp-switch', class extends HTMLElement {
 });
 """
 
-# (id, url, page, expected verdict of the real detectors on the region: (rule, state) or None, must be in region)
+# (id, url, page, expected verdict of the real detectors on the region: (rule, state), what must be in the region)
 CASES = [
     ("x-rnw", "https://x.com/settings/grok_settings", late_page(
         "Grok / X", f'<div class="css-175oi2r"><label class="css-175oi2r r-1loqt21"><div class="css-175oi2r">'
@@ -87,11 +87,11 @@ CASES = [
         '<select id="training" class="form-select"><option value="enabled">Enabled</option>'
         '<option value="disabled">Disabled</option></select></div>',
         "document.querySelector('select').value = 'enabled';"),
-     None, ["<option selected>Enabled</option>", "<option>Disabled</option>"]),
+     ("github.copilot-training", "on"), ["<option selected>Enabled</option>", "<option>Disabled</option>"]),
     ("google-chip", "https://myactivity.google.com/product/gemini", late_page(
         "Gemini Apps Activity", '<div class="chips"><button aria-haspopup="menu" aria-label="Turn off your Keep Activity setting">'
         '<span>On</span></button></div>'),
-     None, ['aria-label="Turn off your Keep Activity setting"', "<span>On</span>"]),
+     ("google.gemini-activity", "on"), ['aria-label="Turn off your Keep Activity setting"', "<span>On</span>"]),
 ]
 
 
@@ -141,8 +141,7 @@ def test_the_region_sent_and_what_the_detectors_make_of_it(case, browser, fake_a
     assert len(html) <= 48 * 1024
     obs = detector.detect(url, "text/html", html.encode(), "", dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc))
     got = [(f.rule_id, f.state) for f in obs.findings if f.kind != "policy_update"]
-    if expected is not None:
-        assert got == [expected], html[:3000]
+    assert got == [expected], html[:3000]
 
 
 def test_a_switch_drawn_long_after_its_static_label_and_named_by_itself(browser, fake_api, site, detector):
