@@ -236,3 +236,21 @@ def test_routing_switch_stays_disabled_when_render_disables_it(browser, fake_api
     popup.wait_for_timeout(300)
     assert popup.evaluate("() => document.getElementById('routing-toggle').disabled") is True
     assert popup.evaluate("() => document.getElementById('routing-toggle').checked") is False
+
+
+def test_popup_asks_before_the_page_eye_reads_a_platform_a_newer_pack_added(browser, fake_api):
+    """A rule host the manifest does not list gets no content script until the user allows it in the popup."""
+    import copy
+
+    rule = copy.deepcopy(next(r for r in fake_api.pack["rules"] if r["id"] == "pinterest.canvas-training"))
+    rule.update(id="newco.training", platform="newco", hosts=["www.newco.example", "api.newco.example"])
+    fake_api.pack = {**fake_api.pack, "version": "2099.01.01", "rules": [*fake_api.pack["rules"], rule]}
+    browser.pair(fake_api.base, fake_api.token)
+    browser.wait_conn("connected")
+    popup = browser.open_popup(height=760)
+    section = popup.locator("#pages")
+    section.wait_for(timeout=10_000)
+    assert "www.newco.example" in section.inner_text() and "api.newco" not in section.inner_text()
+    assert section.get_by_role("button", name="Allow").is_visible()
+    # nothing registered without the user's permission
+    assert browser.eval("() => chrome.scripting.getRegisteredContentScripts()") == []
