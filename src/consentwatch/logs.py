@@ -3,6 +3,9 @@
 Every line consentwatch itself logs starts with PREFIX, in whichever program shows it: the CLI, `consentwatch
 run`, or mitmproxy running the `-s` script (which installs the filters on mitmproxy's own handlers). Messages
 are written without it; a handler filter puts it on, so it is never doubled and never missing.
+
+Both set-ups also scrub every log record where it is made (logscrub.install: the record factory), so that
+handlers mitmproxy adds later, which no filter of ours sits on, never see a query string, token or cookie.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ def install(handler: logging.Handler) -> None:
 
 
 def install_on_root() -> None:
-    """The filters on every handler the root logger has now (mitmproxy's, under `mitmdump -s`)."""
+    """The filters on every handler the root logger has now (mitmproxy's, under `mitmdump -s`), and the
+    scrubbing on every record from now on, whatever handler shows it."""
+    logscrub.install()
     for handler in logging.getLogger().handlers:
         install(handler)
 
@@ -77,6 +82,7 @@ def _replace_ours(handler: logging.Handler) -> None:
 def setup(verbose: bool = False, *, timestamps: bool = False, hold: bool = False) -> StartupLog | None:
     """Log to stderr. The CLI: warnings and errors only. `run` (timestamps=True): consentwatch's INFO lines too,
     held back until `StartupLog.started()` when hold=True."""
+    logscrub.install()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S") if timestamps
                          else logging.Formatter("%(message)s"))

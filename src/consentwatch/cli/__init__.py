@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from .. import __version__
+from .. import __version__, logscrub
 from . import (autostart_cmd, capture_cmd, demo_cmd, extension_cmd, replay_cmd, report_cmd, rules_cmd, run_cmd,
                token_cmd, trust_cmd)
 from .common import CliError, say
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logscrub.install()  # before anything logs: no query string, token or cookie in any log line of any command
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
