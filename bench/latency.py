@@ -55,7 +55,7 @@ async def measure(n: int, warmup: int) -> tuple[list[float], list[float]]:
     try:
         async with aiohttp.ClientSession() as ws_session, \
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=1)) as web:
-            ws = await ws_session.ws_connect(f"{run.api}/v1/ws?token={run.token}")
+            ws = await ws_session.ws_connect(f"{run.api}/v1/ws", headers={"Authorization": f"Bearer {run.token}"})
             assert json.loads((await ws.receive()).data)["type"] == "hello"
             for i in range(warmup + n):
                 url = SETTINGS_URL if i % 2 == 0 else OFF_URL

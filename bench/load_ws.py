@@ -116,7 +116,7 @@ class RssSampler(threading.Thread):
 
 # -- the clients ------------------------------------------------------------------------------------------
 
-async def client_group(ws_url: str, n_clients: int, expected: int, ready, go_deadline, report) -> None:
+async def client_group(ws_url: str, token: str, n_clients: int, expected: int, ready, go_deadline, report) -> None:
     """n_clients WebSockets in one event loop. Each records, per notice index, when it read the warning.
 
     ready(): called once all are connected (and have their hello). go_deadline(): the monotonic time after which
@@ -126,7 +126,8 @@ async def client_group(ws_url: str, n_clients: int, expected: int, ready, go_dea
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         sockets = []
         for _ in range(n_clients):
-            ws = await session.ws_connect(ws_url, max_msg_size=0, autoping=True)
+            ws = await session.ws_connect(ws_url, max_msg_size=0, autoping=True,
+                                          headers={"Authorization": f"Bearer {token}"})
             first = await ws.receive(timeout=30)
             assert first.type == aiohttp.WSMsgType.TEXT and json.loads(first.data)["type"] == "hello", first
             sockets.append(ws)
@@ -167,7 +168,7 @@ async def client_group(ws_url: str, n_clients: int, expected: int, ready, go_dea
     report([{"times": r["times"], "closed": r["closed"], "other": r["other"]} for r in results])
 
 
-def _group_process(ws_url: str, n_clients: int, expected: int, conn) -> None:
+def _group_process(ws_url: str, token: str, n_clients: int, expected: int, conn) -> None:
     """A worker process: one client group; talks to the parent over a pipe (ready, deadline, results)."""
     deadline: list[float | None] = [None]
 
@@ -176,14 +177,14 @@ def _group_process(ws_url: str, n_clients: int, expected: int, conn) -> None:
             deadline[0] = conn.recv()
         return deadline[0]
 
-    asyncio.run(client_group(ws_url, n_clients, expected, lambda: conn.send("ready"), go_deadline, conn.send))
+    asyncio.run(client_group(ws_url, token, n_clients, expected, lambda: conn.send("ready"), go_deadline, conn.send))
 
 
 class Groups:
     """The clients, split over `procs` worker processes (0: in this process, on this loop)."""
 
-    def __init__(self, ws_url: str, clients: int, expected: int, procs: int):
-        self.ws_url, self.expected = ws_url, expected
+    def __init__(self, ws_url: str, token: str, clients: int, expected: int, procs: int):
+        self.ws_url, self.token, self.expected = ws_url, token, expected
         self.procs = procs
         sizes = [clients // max(procs, 1) + (1 if i < clients % max(procs, 1) else 0) for i in range(max(procs, 1))]
         self.sizes = [s for s in sizes if s]
@@ -197,14 +198,14 @@ class Groups:
     async def start(self) -> None:
         if self.procs == 0:
             self._local = asyncio.ensure_future(client_group(
-                self.ws_url, self.sizes[0], self.expected, self._ready.set, lambda: self._deadline,
+                self.ws_url, self.token, self.sizes[0], self.expected, self._ready.set, lambda: self._deadline,
                 self.results.extend))
             await asyncio.wait_for(self._ready.wait(), 120)
             return
         ctx = multiprocessing.get_context("spawn")
         for size in self.sizes:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=_group_process, args=(self.ws_url, size, self.expected, child), daemon=True)
+            p = ctx.Process(target=_group_process, args=(self.ws_url, self.token, size, self.expected, child), daemon=True)
             p.start()
             self._conns.append(parent)
             self._procs.append(p)
@@ -318,7 +319,7 @@ async def run_load(clients: int = 200, rate: float = 100, seconds: float = 60, p
     sampler.start()
     try:
         say(f"connecting {clients} WebSocket clients")
-        groups = Groups(f"{run.api}/v1/ws?token={run.token}", clients, n, procs)
+        groups = Groups(f"{run.api}/v1/ws", run.token, clients, n, procs)
         await groups.start()
         responded: dict[int, float] = {}
         say(f"fetching {n} pages through the proxy at {rate:g}/s")

@@ -11,7 +11,7 @@
 
 import './lib/common.js';
 import { Actions } from './background/actions.js';
-import { makeApiFetch } from './background/api.js';
+import { makeApiFetch, ticketUrl } from './background/api.js';
 import { renderBadge } from './background/badge.js';
 import { Backoff } from './background/backoff.js';
 import { makeDispatcher, makeHandlers } from './background/messages.js';
@@ -106,7 +106,7 @@ state.listeners.push(async (next, cur, delta) => {
   }
 });
 
-const socket = new LiveSocket();
+const socket = new LiveSocket({ ticketUrl: (apiBase, token) => ticketUrl(apiFetch, apiBase, token, 'ws') });
 const sync = new Sync({ state, getSettings, apiFetch, socket, backoff: new Backoff(), sanitize, syncRules,
   syncRouting: (apiBase, token) => routing.sync(apiBase, token) });
 

@@ -77,7 +77,7 @@ def test_schemathesis_with_the_token_finds_nothing(running, tmp_path):
     for method, route, code in (("GET", "/v1/health", 200), ("GET", "/v1/warnings", 200), ("GET", "/v1/rules", 200),
                                 ("GET", "/v1/proxy.pac", 200), ("GET", "/report", 200), ("GET", "/v1/ws", 101),
                                 ("POST", "/v1/warnings/{id}/dismiss", 404), ("POST", "/v1/observations", 202),
-                                ("POST", "/v1/observations", 422)):
+                                ("POST", "/v1/observations", 422), ("POST", "/v1/tickets", 200)):
         assert seen[(method, route, code)], (method, route, code, seen)
     assert "Traceback" not in running.output()
 
@@ -92,7 +92,7 @@ def test_schemathesis_without_the_token_gets_401_everywhere_but_the_public_route
     assert wrong == {}, "answered without a token"
     routes = {k[1] for k in seen if k[2] == 401}
     assert routes == {"/v1/warnings", "/v1/warnings/{id}/dismiss", "/v1/rules", "/v1/proxy.pac", "/v1/ws", "/report",
-                      "/v1/observations"}
+                      "/v1/observations", "/v1/tickets"}
     assert seen[("GET", "/v1/health", 200)]
     # preflights need no token (a browser sends none) but answer nothing but CORS headers
     assert all(code == 204 for (method, _, code) in seen if method == "OPTIONS")

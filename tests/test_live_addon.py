@@ -79,7 +79,7 @@ async def test_flow_to_websocket_through_the_addons(data):
         assert api.port == port
         token = (data / "token").read_text().strip()
         async with aiohttp.ClientSession() as s:
-            ws = await s.ws_connect(f"http://127.0.0.1:{port}/v1/ws?token={token}")
+            ws = await s.ws_connect(f"http://127.0.0.1:{port}/v1/ws", headers={"Authorization": f"Bearer {token}"})
             assert json.loads((await ws.receive()).data) == {"type": "hello", "warnings": []}
             f = settings_flow(True)
             before = f.get_state()

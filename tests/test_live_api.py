@@ -116,11 +116,54 @@ async def test_report_route(api):
     assert (await api.get("/report?format=pdf", headers=api.auth)).status == 400
 
 
+async def test_report_by_one_time_ticket(api):
+    """A tab cannot send the token in a header, and a URL lands in history: it opens /report with a ticket."""
+    assert (await api.post("/v1/tickets?for=report")).status == 401  # a ticket needs the token
+    assert (await api.post(f"/v1/tickets?for=report&token={api.token}")).status == 401
+    assert (await api.post("/v1/tickets?for=admin", headers=api.auth)).status == 400
+    body = await (await api.post("/v1/tickets?for=report", headers=api.auth)).json()
+    ticket = body["ticket"]
+    assert api.token not in json.dumps(body) and body["url"] == f"/report?ticket={ticket}" and body["expires_in"] > 0
+    assert (await api.get(f"/v1/warnings?ticket={ticket}")).status == 401  # only the route it was asked for
+    assert (await api.get(f"/v1/ws?ticket={ticket}")).status == 401
+    r = await api.get(body["url"])
+    assert r.status == 200 and r.content_type == "text/html"
+    assert r.headers["Referrer-Policy"] == "no-referrer"  # links out of the report do not carry its URL
+    assert (await api.get(body["url"])).status == 401  # once only: the URL in history opens nothing
+    assert (await api.get(f"/report?token={api.token}")).status == 401  # the token never in a URL
+
+
+async def test_websocket_by_one_time_ticket(api):
+    body = await (await api.post("/v1/tickets?for=ws", headers=api.auth)).json()
+    assert (await api.get(f"/report?ticket={body['ticket']}")).status == 401
+    ws = await api.ws_connect(body["url"])
+    assert (await recv(ws, "hello"))["warnings"] == []
+    await ws.close()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+        await api.ws_connect(body["url"])
+    assert e.value.status == 401
+
+
+def test_tickets_expire_and_stay_bounded():
+    from consentwatch.api.tickets import Tickets
+
+    now = [0.0]
+    t = Tickets(ttl=60, max_open=3, clock=lambda: now[0])
+    old = t.issue("report")
+    now[0] = 61
+    assert not t.redeem(old, "/report")  # expired
+    first = t.issue("report")
+    rest = [t.issue("ws") for _ in range(3)]
+    assert not t.redeem(first, "/report")  # pushed out by newer ones: at most max_open wait
+    assert all(t.redeem(x, "/v1/ws") for x in rest)
+    assert not t.redeem(None, "/report") and not t.redeem("", "/report")
+
+
 async def test_auth_rules(api):
     t = api.token
     assert (await api.get("/v1/warnings")).status == 401
     assert (await api.get("/v1/warnings", headers={"Authorization": "Bearer " + t[:-1] + "x"})).status == 401
-    assert (await api.get(f"/v1/warnings?token={t}")).status == 200
+    assert (await api.get(f"/v1/warnings?token={t}")).status == 401  # the token never in a URL
     assert (await api.get("/v1/warnings", headers={**api.auth, "Host": "attacker.example"})).status == 421
     assert (await api.get("/v1/health", headers={"Host": "attacker.example"})).status == 421
     assert (await api.get("/v1/warnings", headers={**api.auth, "Origin": "https://attacker.example"})).status == 403
@@ -150,7 +193,7 @@ def test_host_and_origin_rules():
 # -- WebSocket -------------------------------------------------------------------------------------------
 
 async def test_ws_hello_events_ping_pong_and_heartbeat(api, watch):
-    ws = await api.ws_connect(f"/v1/ws?token={api.token}")
+    ws = await api.ws_connect("/v1/ws", headers=api.auth)
     assert (await recv(ws, "hello"))["warnings"] == []
     detect(watch, True)
     w = (await recv(ws, "warning"))["warning"]
@@ -179,7 +222,7 @@ async def test_ws_refuses_without_token(api):
 
 
 async def test_every_client_gets_every_event_in_order(api, watch):
-    clients = [await api.ws_connect(f"/v1/ws?token={api.token}") for _ in range(5)]
+    clients = [await api.ws_connect("/v1/ws", headers=api.auth) for _ in range(5)]
     for ws in clients:
         await recv(ws, "hello")
     for _ in range(3):
@@ -197,7 +240,7 @@ async def test_every_client_gets_every_event_in_order(api, watch):
 
 async def test_dismiss_is_broadcast(api, watch):
     detect(watch, True)
-    ws = await api.ws_connect(f"/v1/ws?token={api.token}")
+    ws = await api.ws_connect("/v1/ws", headers=api.auth)
     wid = (await recv(ws, "hello"))["warnings"][0]["id"]
     await api.post(f"/v1/warnings/{wid}/dismiss", headers=api.auth)
     msg = await recv(ws, "resolved")
@@ -206,7 +249,7 @@ async def test_dismiss_is_broadcast(api, watch):
 
 
 async def test_hub_close_says_goodbye(api):
-    ws = await api.ws_connect(f"/v1/ws?token={api.token}")
+    ws = await api.ws_connect("/v1/ws", headers=api.auth)
     await recv(ws, "hello")
     await asyncio.wait_for(api.hub.close(), 3)
     msg = await asyncio.wait_for(ws.receive(), 3)

@@ -52,7 +52,7 @@ def running(data, recording):
 
 
 async def ws_connect(session: aiohttp.ClientSession, r, **kw):
-    return await session.ws_connect(f"{r.api}/v1/ws?token={r.token}", **kw)
+    return await session.ws_connect(f"{r.api}/v1/ws", headers={"Authorization": f"Bearer {r.token}"}, **kw)
 
 
 async def next_message(ws, want: str, timeout: float = 15) -> dict:
@@ -159,7 +159,7 @@ def test_every_auth_rule(running):
     assert r.get("/v1/warnings", {"Authorization": f"Basic {r.token}"})[0] == 401  # not a bearer
     assert r.get("/v1/warnings?token=nope")[0] == 401
     assert r.get("/v1/warnings", ok)[0] == 200
-    assert r.get(f"/v1/warnings?token={r.token}")[0] == 200
+    assert r.get(f"/v1/warnings?token={r.token}")[0] == 401  # the token never travels in a URL
     for path in ("/v1/rules", "/v1/proxy.pac", "/report", "/v1/warnings/x/dismiss"):
         method = "POST" if path.endswith("dismiss") else "GET"
         assert r.get(path, method=method)[0] == 401, path
@@ -188,24 +188,26 @@ def test_every_auth_rule(running):
 
 async def test_websocket_auth(running):
     r = running
+    auth = {"Authorization": f"Bearer {r.token}"}
     async with aiohttp.ClientSession() as s:
         for url, headers, status in (
             (f"{r.api}/v1/ws", {}, 401),
-            (f"{r.api}/v1/ws?token=wrong", {}, 401),
-            (f"{r.api}/v1/ws?token={r.token}", {"Origin": "https://evil.example"}, 403),
-            (f"{r.api}/v1/ws?token={r.token}", {"Host": "evil.example"}, 421),
+            (f"{r.api}/v1/ws?token={r.token}", {}, 401),  # the token never in a URL
+            (f"{r.api}/v1/ws?ticket=wrong", {}, 401),
+            (f"{r.api}/v1/ws", {**auth, "Origin": "https://evil.example"}, 403),
+            (f"{r.api}/v1/ws", {**auth, "Host": "evil.example"}, 421),
         ):
             with pytest.raises(aiohttp.WSServerHandshakeError) as e:
                 await s.ws_connect(url, headers=headers)
             assert e.value.status == status
-        ws = await s.ws_connect(f"{r.api}/v1/ws?token={r.token}", headers={"Origin": EXT_ORIGIN})
+        ws = await s.ws_connect(f"{r.api}/v1/ws", headers={**auth, "Origin": EXT_ORIGIN})
         assert (await next_message(ws, "hello"))["type"] == "hello"
         await ws.close()
 
 
 def test_pac_and_rules(running):
     r = running
-    code, headers, body = r.get(f"/v1/proxy.pac?token={r.token}")
+    code, headers, body = r.get("/v1/proxy.pac", {"Authorization": f"Bearer {r.token}"})
     assert code == 200 and headers["Content-Type"].startswith("application/x-ns-proxy-autoconfig")
     assert f"PROXY 127.0.0.1:{r.proxy_port}; DIRECT" in body.decode()
     code, _, body = r.get("/v1/rules", {"Authorization": f"Bearer {r.token}"})
@@ -390,7 +392,7 @@ async def test_imported_pack_is_picked_up_without_restart(running):
             break
         await asyncio.sleep(0.05)
     assert rules["version"] == "9999.1" and RULE_ID not in [x["id"] for x in rules["rules"]]
-    pac = r.get(f"/v1/proxy.pac?token={r.token}")[2].decode()
+    pac = r.get("/v1/proxy.pac", {"Authorization": f"Bearer {r.token}"})[2].decode()
     assert "www.linkedin.com" not in pac
     # and the proxy no longer decrypts linkedin: the connection is tunnelled (offline: it fails upstream)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -506,7 +508,7 @@ async def test_nothing_private_is_kept_or_logged(tmp_path, data):
             w = (await next_message(ws, "warning"))["warning"]
             assert w["url"] == SETTINGS_URL  # never the query string
             await ws.close()
-        assert r.get(f"/v1/warnings?token={r.token}")[0] == 200  # a token in the query string: not logged either
+        assert r.get(f"/v1/warnings?token={r.token}")[0] == 401  # a token in a URL: refused, and not logged either
     finally:
         assert r.stop() == 0
     logs = r.output().encode()

@@ -72,7 +72,7 @@ def test_every_registered_route_is_described_and_every_described_route_exists():
     assert routes - described == set(), "routes the app serves that openapi.json does not describe"
     assert described - routes == set(), "routes openapi.json describes that the app does not serve"
     assert {"/v1/health", "/v1/warnings", "/v1/warnings/{id}/dismiss", "/v1/rules", "/v1/proxy.pac", "/v1/ws",
-            "/report", "/v1/openapi.json", "/v1/observations"} == {p for _, p in routes}
+            "/v1/tickets", "/report", "/v1/openapi.json", "/v1/observations"} == {p for _, p in routes}
 
 
 def test_description_is_valid_openapi_and_states_the_auth_rules():
@@ -83,8 +83,13 @@ def test_description_is_valid_openapi_and_states_the_auth_rules():
     assert spec["openapi"].startswith("3.")
     schemes = spec["components"]["securitySchemes"]
     assert schemes["bearerToken"] == {**schemes["bearerToken"], "type": "http", "scheme": "bearer"}
-    assert schemes["queryToken"]["in"] == "query" and schemes["queryToken"]["name"] == "token"
-    assert spec["security"] == [{"bearerToken": []}, {"queryToken": []}]
+    # the token never in a URL: only the routes a browser opens by URL take a one-time ticket there
+    assert not [s for s in schemes.values() if s.get("in") == "query" and s.get("name") == "token"]
+    assert schemes["ticket"]["in"] == "query" and schemes["ticket"]["name"] == "ticket"
+    assert spec["security"] == [{"bearerToken": []}]
+    by_ticket = {path for path, item in spec["paths"].items() for op in item.values()
+                 if {"ticket": []} in op.get("security", [])}
+    assert by_ticket == {"/report", "/v1/ws"}
     assert "no token" in spec["info"]["description"] and "/v1/openapi.json" in spec["info"]["description"]
     for path, item in spec["paths"].items():
         for method, op in item.items():
@@ -150,6 +155,8 @@ async def test_bodies_match_their_schemas(api, watch):
         jsonschema.validate(body, resolved(spec, schema))
 
     check(await (await api.get("/v1/health")).json(), "/v1/health")
+    check(await (await api.post("/v1/tickets?for=report", headers=api.auth)).json(), "/v1/tickets", "post")
+    check(await (await api.post("/v1/tickets?for=pdf", headers=api.auth)).json(), "/v1/tickets", "post", "400")
     check(await (await api.get("/v1/rules", headers=api.auth)).json(), "/v1/rules")
     check(await (await api.get("/v1/warnings?status=bogus", headers=api.auth)).json(), "/v1/warnings", code="400")
     check(await (await api.get("/v1/warnings")).json(), "/v1/warnings", code="401")
@@ -185,7 +192,7 @@ async def test_token_compare_goes_through_hmac_compare_digest(api, monkeypatch):
     wrong = api.token[:-1] + ("x" if api.token[-1] != "x" else "y")
     assert (await api.get("/v1/warnings", headers={"Authorization": f"Bearer {wrong}"})).status == 401
     assert calls == [(wrong.encode(), api.token.encode())]
-    assert (await api.get(f"/v1/rules?token={api.token}")).status == 200
+    assert (await api.get("/v1/rules", headers={"Authorization": f"Bearer {api.token}"})).status == 200
     assert calls[-1] == (api.token.encode(), api.token.encode())
     assert (await api.get("/v1/warnings", headers=api.auth)).status == 200
     assert len(calls) == 3

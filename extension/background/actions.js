@@ -1,6 +1,8 @@
 /* What the popup, the options page and the banner can ask for: dismiss, open a setting, test a connection,
  * the popup's view of the state. Every call to the API goes through apiFetch with the stored token. */
 
+import { ticketUrl } from './api.js';
+
 export class Actions {
   constructor({ state, getSettings, apiFetch, tabs, routing, sanitize, CW, pageScripts = null }) {
     Object.assign(this, { state, getSettings, apiFetch, tabs, routing, sanitize, CW, pageScripts });
@@ -31,7 +33,8 @@ export class Actions {
   async openReport() {
     const { apiBase, token } = await this.getSettings();
     if (!token) throw new Error('Not paired yet');
-    await this.tabs.create({ url: `${apiBase}/report?token=${encodeURIComponent(token)}` });
+    // a one-time ticket in the tab's URL, never the token: the URL stays in the browser's history
+    await this.tabs.create({ url: await ticketUrl(this.apiFetch, apiBase, token, 'report') });
   }
 
   async testConnection(apiBaseInput, tokenInput) {

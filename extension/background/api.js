@@ -11,6 +11,14 @@ export class ApiError extends Error {
   }
 }
 
+/** The URL of a route the browser opens itself (`report`: a tab, `ws`: the WebSocket), with a one-time ticket the
+ * API hands out for it: the token is sent in a header, never put in a URL (history, logs). */
+export async function ticketUrl(apiFetch, apiBase, token, purpose) {
+  const body = await apiFetch(apiBase, `/v1/tickets?for=${encodeURIComponent(purpose)}`, { token, method: 'POST' });
+  if (!body || typeof body.url !== 'string' || !body.url.startsWith('/')) throw new ApiError('http', 'consentwatch gave no ticket');
+  return apiBase + body.url;
+}
+
 /** apiFetch(apiBase, path, {token, method, as: 'json'|'text', json: body}) with a timeout; throws ApiError. */
 export function makeApiFetch(fetchImpl = (...a) => globalThis.fetch(...a), timeoutMs = FETCH_TIMEOUT_MS) {
   return async function apiFetch(apiBase, path, { token = null, method = 'GET', as = 'json', json } = {}) {

@@ -5,9 +5,10 @@ export const HEARTBEAT_MS = 20_000; // we ping this often; the server pings ever
 export const STALE_MS = 50_000; // nothing heard for this long: the socket is dead
 
 export class LiveSocket {
-  constructor({ WebSocketImpl = globalThis.WebSocket, onOpen = () => {}, onMessage = () => {}, onClose = () => {},
-    now = () => Date.now(), heartbeatMs = HEARTBEAT_MS, staleMs = STALE_MS } = {}) {
-    Object.assign(this, { WebSocketImpl, onOpen, onMessage, onClose, now, heartbeatMs, staleMs });
+  /** ticketUrl(apiBase, token): the socket's http(s) URL with a one-time ticket (api.js). */
+  constructor({ WebSocketImpl = globalThis.WebSocket, ticketUrl, onOpen = () => {}, onMessage = () => {},
+    onClose = () => {}, now = () => Date.now(), heartbeatMs = HEARTBEAT_MS, staleMs = STALE_MS } = {}) {
+    Object.assign(this, { WebSocketImpl, ticketUrl, onOpen, onMessage, onClose, now, heartbeatMs, staleMs });
     this.ws = null;
     this.key = null; // apiBase + token the socket was opened with
     this.gen = 0;
@@ -35,7 +36,7 @@ export class LiveSocket {
   }
 
   /** Opens (or keeps) the socket for these settings. False when it could not even start one. */
-  open(apiBase, token) {
+  async open(apiBase, token) {
     const key = `${apiBase} ${token}`;
     const W = this.WebSocketImpl;
     if (this.ws && this.key === key && (this.ws.readyState === W.OPEN || this.ws.readyState === W.CONNECTING)) return true;
@@ -43,8 +44,10 @@ export class LiveSocket {
     const gen = this.gen;
     let sock;
     try {
-      // the token in the query: browsers cannot set headers on a WebSocket (the API accepts ?token= for this)
-      sock = new W(`${apiBase.replace(/^http/, 'ws')}/v1/ws?token=${encodeURIComponent(token)}`);
+      // browsers cannot set headers on a WebSocket: a one-time ticket in its URL, never the token
+      const url = await this.ticketUrl(apiBase, token);
+      if (gen !== this.gen) return true; // closed (or opened anew) meanwhile: that call decides
+      sock = new W(url.replace(/^http/, 'ws'));
     } catch {
       return false;
     }

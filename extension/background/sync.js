@@ -112,7 +112,7 @@ export class Sync {
       this.scheduleReconnect();
       return this.state.update({ conn: e.kind === 'down' ? 'down' : 'error', apiBase, lastError: e.message });
     }
-    if (!this.socket.open(apiBase, token)) this.scheduleReconnect();
+    if (!(await this.socket.open(apiBase, token))) this.scheduleReconnect();
     await this.syncRules(apiBase, token, health).catch((e) => console.warn('consentwatch: rules', e));
     this.syncRouting(apiBase, token).catch((e) => console.warn('consentwatch: routing', e));
     return this.state.load();

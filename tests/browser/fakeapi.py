@@ -11,6 +11,7 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import secrets
 import threading
 
 from aiohttp import WSMsgType, web
@@ -60,6 +61,8 @@ class FakeApi:
         self.ws_connects = 0
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, origin)
         self.observations: list[dict] = []  # bodies of POST /v1/observations, as the extension sent them
+        self.urls: list[str] = []  # every path with its query string, to check no token travels in one
+        self.tickets: dict[str, str] = {}  # one-time ticket -> the path it opens
         from consentwatch.rules.model import shipped_pack
 
         self.pack = shipped_pack()
@@ -71,6 +74,7 @@ class FakeApi:
     @web.middleware
     async def guard(self, request: web.Request, handler):
         self.requests.append((request.method, request.path, request.headers.get("Origin")))
+        self.urls.append(request.path_qs)
         host = (request.host or "").rsplit(":", 1)[0]
         if host not in ALLOWED_HOSTS:
             return web.Response(status=421, text="misdirected")
@@ -83,8 +87,9 @@ class FakeApi:
             resp = await handler(request)
         else:
             auth = request.headers.get("Authorization", "")
-            token = auth[7:] if auth.startswith("Bearer ") else request.query.get("token")
-            if token != self.token:
+            token = auth[7:] if auth.startswith("Bearer ") else None
+            ticket_ok = self.tickets.pop(request.query.get("ticket", ""), None) == request.path
+            if token != self.token and not ticket_ok:
                 resp = web.json_response({"error": "unauthorized"}, status=401)
             else:
                 resp = await handler(request)
@@ -130,6 +135,14 @@ class FakeApi:
             '  return "DIRECT";\n}\n'
         )
         return web.Response(text=body, content_type="application/x-ns-proxy-autoconfig")
+
+    async def ticket(self, request):
+        path = {"report": "/report", "ws": "/v1/ws"}.get(request.query.get("for", ""))
+        if path is None:
+            return web.json_response({"error": "for must be one of report, ws"}, status=400)
+        ticket = secrets.token_urlsafe(32)
+        self.tickets[ticket] = path
+        return web.json_response({"ticket": ticket, "url": f"{path}?ticket={ticket}", "expires_in": 60})
 
     async def report(self, request):
         return web.Response(text="<!doctype html><title>consentwatch report</title><h1>Report</h1>", content_type="text/html")
@@ -208,6 +221,7 @@ class FakeApi:
             app.router.add_post("/v1/observations", self.observe)
             app.router.add_get("/v1/ws", self.ws)
             app.router.add_get("/report", self.report)
+            app.router.add_post("/v1/tickets", self.ticket)
             self.runner = web.AppRunner(app)
             self.loop.run_until_complete(self.runner.setup())
             site = web.TCPSite(self.runner, "127.0.0.1", self.port)

@@ -140,8 +140,11 @@ def test_report_link_opens_the_privacy_report(browser, run):
         popup.get_by_role("button", name="Full privacy report").click()
     report = opened.value
     report.wait_for_load_state("domcontentloaded")
-    assert report.url.startswith(f"{run.base}/report?token=")
+    # a one-time ticket, never the token: the URL stays in the browser's history
+    assert report.url.startswith(f"{run.base}/report?ticket=") and run.token not in report.url
     assert "LinkedIn" in report.locator("body").inner_text()
+    # the URL left in history opens nothing: the ticket was used
+    assert report.reload().status == 401
     report.close()
 
 

@@ -122,6 +122,10 @@ def test_reconnects_after_socket_drop_and_api_restart(browser, fake_api):
     fake_api.drop_sockets()
     wait_until(lambda: fake_api.ws_connects > before, 10, what="a new WebSocket after the drop")
     browser.wait_conn("connected")
+    # every socket opened with a fresh one-time ticket, never the token in its URL
+    assert fake_api.ws_connects >= 2
+    assert not [u for u in fake_api.urls if fake_api.token in u or "token=" in u]
+    assert sum(u.startswith("/v1/ws?ticket=") for u in fake_api.urls) == fake_api.ws_connects
 
     port = fake_api.port
     fake_api.stop()

@@ -14,6 +14,7 @@ import { makeDispatcher, makeHandlers } from '../../extension/background/message
 import { ObservationRelay, checkObservation } from '../../extension/background/observe.js';
 import { compactRules, eyeConfig, extraHosts, isApiHost, DynamicScripts } from '../../extension/background/rules.js';
 import { LiveSocket } from '../../extension/background/socket.js';
+import { Actions } from '../../extension/background/actions.js';
 import { Sync } from '../../extension/background/sync.js';
 
 const CW = globalThis.CW;
@@ -385,12 +386,15 @@ test('the socket pings, notices a silent server, and never reports a close it ca
   FakeSocket.made = [];
   let now = 0;
   const events = [];
+  let tickets = 0;
   const s = new LiveSocket({ WebSocketImpl: FakeSocket, now: () => now, heartbeatMs: 5, staleMs: 50,
+    ticketUrl: async (base) => `${base}/v1/ws?ticket=T${(tickets += 1)}`,
     onOpen: () => events.push('open'), onMessage: (m) => events.push(m.type), onClose: () => events.push('close') });
-  assert.ok(s.open('http://127.0.0.1:9', 'a b'));
+  assert.ok(await s.open('http://127.0.0.1:9', 'a b'));
   const sock = FakeSocket.made[0];
-  assert.equal(sock.url, 'ws://127.0.0.1:9/v1/ws?token=a%20b');
-  assert.ok(s.open('http://127.0.0.1:9', 'a b') && FakeSocket.made.length === 1); // same settings: same socket
+  assert.equal(sock.url, 'ws://127.0.0.1:9/v1/ws?ticket=T1'); // a one-time ticket, never the token
+  assert.ok((await s.open('http://127.0.0.1:9', 'a b')) && FakeSocket.made.length === 1); // same settings: same socket
+  assert.equal(tickets, 1);
   sock.readyState = 1;
   sock.onopen();
   sock.onmessage({ data: '{"type":"hello","warnings":[]}' });
@@ -402,8 +406,9 @@ test('the socket pings, notices a silent server, and never reports a close it ca
   assert.ok(sock.closed);
   sock.onclose();
   assert.deepEqual(events, ['open', 'hello', 'close']);
-  s.open('http://127.0.0.1:9', 'other');
+  await s.open('http://127.0.0.1:9', 'other');
   const second = FakeSocket.made[1];
+  assert.equal(second.url, 'ws://127.0.0.1:9/v1/ws?ticket=T2');
   s.close();
   second.onclose(); // closed by us: no onClose, no reconnect
   assert.deepEqual(events, ['open', 'hello', 'close']);
@@ -444,4 +449,17 @@ test('refresh: unpaired, down (then backoff), unauthorized, connected', async ()
   await tick();
   await tick();
   assert.equal((await store.load()).conn, 'connected');
+});
+
+test('the report tab opens with a one-time ticket, never the token, in its URL', async () => {
+  const calls = [];
+  const opened = [];
+  const actions = new Actions({
+    state: null, getSettings: async () => ({ apiBase: 'http://127.0.0.1:9', token: 'SECRET-TOKEN' }),
+    apiFetch: async (base, path, opts) => { calls.push([path, opts]); return { ticket: 'T1', url: '/report?ticket=T1', expires_in: 60 }; },
+    tabs: { create: async (props) => opened.push(props.url) }, routing: null, sanitize: (w) => w, CW: {},
+  });
+  await actions.openReport();
+  assert.deepEqual(opened, ['http://127.0.0.1:9/report?ticket=T1']);
+  assert.deepEqual(calls, [['/v1/tickets?for=report', { token: 'SECRET-TOKEN', method: 'POST' }]]); // token in a header
 });

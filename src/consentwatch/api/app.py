@@ -20,6 +20,7 @@ from .auth import PUBLIC_PATHS, error, make_auth_middleware
 from .hub import Hub
 from .observations import MAX_BODY, PageEye
 from .pac import pac_script
+from .tickets import PURPOSES, Tickets
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Api:
         self.tls_failures = tls_failures
         # the page eye detects in the proxy's worker process when it is given one (api/server.py does)
         self.page_eye = page_eye or PageEye(get_watch)
+        self.tickets = Tickets()
 
     def watch(self) -> Watch:
         w = self.get_watch()
@@ -107,6 +109,15 @@ class Api:
         w = self.watch()
         return await self.hub.serve(request, lambda: self._in_thread(w.state.list_warnings, "active"))
 
+    async def ticket(self, request: web.Request) -> web.Response:
+        """A one-time ticket for a URL the browser opens itself (a tab, a WebSocket): the token stays out of it."""
+        purpose = request.query.get("for", "")
+        if purpose not in PURPOSES:
+            return error(400, f"for must be one of {', '.join(PURPOSES)}")
+        ticket = self.tickets.issue(purpose)
+        return _json({"ticket": ticket, "url": f"{PURPOSES[purpose]}?ticket={ticket}",
+                      "expires_in": int(self.tickets.ttl)})
+
     async def report(self, request: web.Request) -> web.Response:
         fmt = request.query.get("format", "html")
         if fmt not in REPORT_FORMATS:
@@ -122,7 +133,8 @@ class Api:
 
 def build_app(api: Api) -> web.Application:
     # only POST /v1/observations reads a body (and checks its size itself)
-    app = web.Application(middlewares=[make_auth_middleware(api.get_token, PUBLIC_PATHS)], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[make_auth_middleware(api.get_token, PUBLIC_PATHS, api.tickets)],
+                          client_max_size=MAX_BODY)
     # every route here is in api/openapi.json and the other way round (tests/test_openapi.py checks)
     app.add_routes([
         web.get("/v1/health", api.health, allow_head=False),
@@ -133,6 +145,7 @@ def build_app(api: Api) -> web.Application:
         web.get("/v1/proxy.pac", api.pac, allow_head=False),
         web.get("/v1/ws", api.ws, allow_head=False),
         web.post("/v1/observations", api.page_eye.handle),
+        web.post("/v1/tickets", api.ticket),
         web.get("/report", api.report, allow_head=False),
     ])
     return app

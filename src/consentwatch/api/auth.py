@@ -3,8 +3,9 @@
 - `Host` must be 127.0.0.1 or localhost (any port): anything else is a rebinding attempt, 421.
 - An `Origin`, when sent, must be a browser extension's (chrome-extension:// or moz-extension://): 403.
   Web pages always send one on cross-origin requests, so no page can talk to the API.
-- The token (`Authorization: Bearer ...`, or `?token=` where a browser API cannot set headers) is
-  compared in constant time: missing or wrong, 401. Public paths (`/v1/health`, `/v1/openapi.json`) need none.
+- The token travels only as `Authorization: Bearer ...`, never in a URL, and is compared in constant time:
+  missing or wrong, 401. Public paths (`/v1/health`, `/v1/openapi.json`) need none. The two routes a browser
+  opens by URL (`/report` in a tab, `/v1/ws`) also take a one-time `?ticket=` (tickets.py) instead.
 - CORS answers the requesting extension's exact origin, never `*`; preflights (OPTIONS) need no token.
 """
 
@@ -17,6 +18,7 @@ from typing import Callable, Iterable
 from aiohttp import web
 
 from ..token import token_matches
+from .tickets import PURPOSES, Tickets
 
 LOCAL_HOST = re.compile(r"^(?:127\.0\.0\.1|localhost)(?::\d{1,5})?$", re.IGNORECASE)
 EXTENSION_ORIGIN = re.compile(r"^(?:chrome-extension|moz-extension)://[A-Za-z0-9._-]{1,128}$")
@@ -39,7 +41,7 @@ def bearer(request: web.Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query.get("token") or None
+    return None
 
 
 def error(status: int, message: str, headers: dict | None = None) -> web.Response:
@@ -47,8 +49,16 @@ def error(status: int, message: str, headers: dict | None = None) -> web.Respons
                         headers=headers)
 
 
-def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = PUBLIC_PATHS):
+def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = PUBLIC_PATHS,
+                         tickets: Tickets | None = None):
     public = frozenset(public)
+    by_ticket = frozenset(PURPOSES.values()) if tickets is not None else frozenset()
+
+    def allowed(request: web.Request) -> bool:
+        if request.path in public or token_matches(bearer(request), get_token()):
+            return True
+        return request.path in by_ticket and request.method == "GET" and \
+            tickets.redeem(request.query.get("ticket"), request.path)
 
     @web.middleware
     async def auth(request: web.Request, handler):
@@ -62,7 +72,7 @@ def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = P
             return web.Response(status=204, headers={
                 **cors, "Access-Control-Allow-Methods": ALLOW_METHODS,
                 "Access-Control-Allow-Headers": ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
-        if request.path not in public and not token_matches(bearer(request), get_token()):
+        if not allowed(request):
             return error(401, "missing or wrong token (consentwatch token prints it)",
                          {**cors, "WWW-Authenticate": 'Bearer realm="consentwatch"'})
         try:
@@ -74,6 +84,8 @@ def make_auth_middleware(get_token: Callable[[], str], public: Iterable[str] = P
         if not response.prepared:  # a WebSocket has sent its headers already
             response.headers.update(cors)
             response.headers.setdefault("Cache-Control", "no-store")
+            # a link followed from the report page must not carry its URL (with its used ticket) anywhere
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
         return response
 
     return auth
