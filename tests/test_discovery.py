@@ -76,7 +76,7 @@ def test_clean_label(name, ok):
 
 
 def test_watch_stores_deduplicated_suggestions(tmp_path):
-    watch = Watch(tmp_path, rules=load_pack(shipped_pack()))
+    watch = Watch(tmp_path, rules=load_pack(shipped_pack()), discover=True)
     try:
         for _ in range(3):
             watch.process(URL + "?q=SECRET", "text/html", PAGE.encode(), host="www.linkedin.com")
@@ -96,7 +96,7 @@ def test_watch_stores_deduplicated_suggestions(tmp_path):
 
 def test_replay_then_suggest_prints_drafts_ready_for_validate(tmp_path, data_dir):
     flow = write_flow(tmp_path / "page.flow", URL + "?trk=SECRET_QUERY", PAGE.encode())
-    r = cli("replay", "--data-dir", str(data_dir), str(flow))
+    r = cli("replay", "--discover", "--data-dir", str(data_dir), str(flow))
     assert r.returncode == 0, r.stderr
     r = cli("rules", "suggest", "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
@@ -152,7 +152,7 @@ def test_the_shipped_fixtures_suggest_only_real_unknown_ai_settings(tmp_path):
 
     flows = sorted(FIXTURES.glob("*/*.flow"))
     assert flows, "tests/fixtures holds no flows: run `make fixtures` and commit them"
-    watch = Watch(tmp_path, rules=load_pack(shipped_pack()))
+    watch = Watch(tmp_path, rules=load_pack(shipped_pack()), discover=True)
     try:
         for f in flows:
             list(replay_file(watch, f))
@@ -166,3 +166,55 @@ def test_the_shipped_fixtures_suggest_only_real_unknown_ai_settings(tmp_path):
     # every label speaks of AI, none carries numbers or addresses from the page
     assert all(("AI" in x or "model" in x.lower() or "train" in x.lower() or "gemini" in x.lower()) for x in labels), labels
     assert not any(ch.isdigit() for x in labels for ch in x), labels
+
+
+def test_discovery_is_off_unless_a_maintainer_asks(tmp_path, data_dir):
+    """By default nothing from a page's labels is kept: not by Watch, not by replay, not by run's worker."""
+    watch = Watch(tmp_path, rules=load_pack(shipped_pack()))
+    try:
+        watch.process(URL, "text/html", PAGE.encode(), host="www.linkedin.com")
+    finally:
+        watch.close()
+    assert not (tmp_path / "suggestions.json").exists()
+    flow = write_flow(tmp_path / "page.flow", URL, PAGE.encode())
+    assert cli("replay", "--data-dir", str(data_dir), str(flow)).returncode == 0
+    assert not (data_dir / "suggestions.json").exists()
+    r = cli("rules", "suggest", "--data-dir", str(data_dir))
+    assert r.stdout == "" and "--discover" in r.stderr
+
+
+def test_only_the_controls_own_short_label_is_kept(detector):
+    """A control named only by the text around it (a post, a sentence about a person) gives no suggestion;
+    a long label, even the control's own, is not kept either."""
+    page = """<html><body><main>
+    <div class="post"><p>Jane Doe shared that her AI coach helps with her diabetes</p>
+      <button role="switch" aria-checked="true"></button></div>
+    <div><label><input type="checkbox"> Let our AI models learn from the messages you exchange with your
+      doctor, your family and the other members of your support group</label></div>
+    <div><button role="switch" aria-checked="false" aria-label="Use my posts to train AI"></button></div>
+    </main></body></html>"""
+    obs = detector.detect(URL, "text/html", page.encode())
+    assert [s.label for s in obs.suggestions] == ["Use my posts to train AI"]
+
+
+async def test_run_worker_discovers_only_with_the_option(tmp_path):
+    """The detection worker process gets the choice too (it runs its own Detector)."""
+    import asyncio
+
+    import functools
+
+    from consentwatch.detection_worker import DetectorProcess
+
+    got: list = []
+    for discover in (False, True):
+        got.clear()
+        # what the addon hands the worker (addon._start_offload)
+        proc = DetectorProcess(load_pack(shipped_pack()), None, 1 << 20, on_results=got.extend,
+                               make_detector=functools.partial(Detector, discover=discover))
+        try:
+            proc.submit((URL, "text/html", PAGE.encode(), "", None, "www.linkedin.com"))
+            assert await asyncio.to_thread(proc.drain, 30)
+        finally:
+            proc.close()
+        suggestions = [s for _, obs, _ in got for s in getattr(obs, "suggestions", ())]
+        assert bool(suggestions) == discover

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import functools
 import logging
 import os
 import time
@@ -62,6 +63,9 @@ class ConsentWatch:
                           "Your region (ISO country code, EU or EEA): decides which rules apply. Empty: all.")
         loader.add_option("consentwatch_max_bytes", int, DEFAULT_MAX_BYTES,
                           "Most decoded bytes of one response that consentwatch inspects.")
+        loader.add_option("consentwatch_discover", bool, False,
+                          "For rule maintainers: keep the short labels of AI settings no rule knows yet (host, path "
+                          "and the control's own label, nothing else from the page) for `consentwatch rules suggest`.")
         loader.add_option("consentwatch_detect_process", bool, True,
                           "Run detection in a worker process, so pages being inspected do not slow the proxy down "
                           "(off: a thread of the proxy process, where the detectors' linear-time patterns and "
@@ -74,7 +78,7 @@ class ConsentWatch:
         # Only our own options matter. (Another addon registering an option also calls configure: starting
         # a Watch then would open the default data dir before ours is set.)
         if not updated & {"consentwatch_data_dir", "consentwatch_region", "consentwatch_max_bytes",
-                          "consentwatch_detect_process", "consentwatch_detect_timeout"}:
+                          "consentwatch_detect_process", "consentwatch_detect_timeout", "consentwatch_discover"}:
             return
         try:
             region = normalize_region(ctx.options.consentwatch_region)
@@ -91,9 +95,10 @@ class ConsentWatch:
         old_watch, old_offload = self.watch, self.offload
         if old_watch is not None and _same_dir(old_watch.data_dir, Path(directory)):
             # same files: keep the stores (a second StateStore on them would lose the first one's writes)
-            old_watch.reconfigure(region, ctx.options.consentwatch_max_bytes)
+            old_watch.reconfigure(region, ctx.options.consentwatch_max_bytes, ctx.options.consentwatch_discover)
         else:
-            self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes)
+            self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes,
+                               discover=ctx.options.consentwatch_discover)
             self.watch.listeners = self.listeners
         self.offload = None
         self._start_offload(self.watch.rules)
@@ -157,7 +162,9 @@ class ConsentWatch:
                 self.offload = DetectorProcess(rules, watch.region, watch.detector.max_bytes,
                                                on_results=watch.record_many, on_restart=self._offload_restarted,
                                                job_timeout=ctx.options.consentwatch_detect_timeout or None,
-                                               make_detector=self.make_detector)
+                                               # the worker builds its own Detector: it needs the choice too
+                                               make_detector=functools.partial(self.make_detector,
+                                                                               discover=watch.discover))
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
                 log.warning("no detection worker process (%s); detecting in a thread", e)
 

@@ -35,14 +35,17 @@ GIVEN_UP = frozenset({TOO_SLOW, WORKER_DIED})
 
 class Watch:
     def __init__(self, data_dir: Path, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-                 rules: RuleSet | None = None):
+                 rules: RuleSet | None = None, discover: bool = False):
         self.data_dir = Path(data_dir)
         self.region = region
+        # Discovery (labels of AI settings no rule knows, for maintainers' `rules suggest`) stores text from
+        # pages: a maintainer's choice, off unless asked for.
+        self.discover = discover
         self.rule_store = RuleStore(self.data_dir)
         # a start: an unusable rules.json is set aside here; later changes come through set_rules (reload())
         self.rules = rules if rules is not None else self.rule_store.load()
         self.rules_stamp = self.rule_store.stamp()  # the rules.json these rules came from (see RulesReloader)
-        self.detector = Detector(self.rules, region, max_bytes)
+        self.detector = Detector(self.rules, region, max_bytes, discover=discover)
         self.state = StateStore(self.data_dir, region)
         self.listeners: list[Listener] = []
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
@@ -52,16 +55,18 @@ class Watch:
         self._policies: PolicyStore | None = None  # opened on the first policy page
         self._policy_pending: dict[str, tuple[PolicySighting, dict]] = {}  # stored after the warnings
 
-    def reconfigure(self, region: str | None, max_bytes: int) -> None:
-        """New region or size limit for the same data dir: the stores stay open, the detector is replaced whole."""
+    def reconfigure(self, region: str | None, max_bytes: int, discover: bool = False) -> None:
+        """New region, size limit or discovery choice for the same data dir: the stores stay open, the detector
+        is replaced whole."""
         self.region = region
         self.state.region = region
-        self.detector = Detector(self.rules, region, max_bytes)
+        self.discover = discover
+        self.detector = Detector(self.rules, region, max_bytes, discover=discover)
 
     def set_rules(self, rules: RuleSet) -> None:
         """Swap the rules in force (after an import). The detector is replaced whole: no half-updated state."""
         self.rules = rules
-        self.detector = Detector(rules, self.region, self.detector.max_bytes)
+        self.detector = Detector(rules, self.region, self.detector.max_bytes, discover=self.discover)
 
     def process(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
                 observed_at: dt.datetime | None = None, host: str | None = None, method: str | None = None,
@@ -128,7 +133,7 @@ class Watch:
             return []
         if obs.note and not obs.findings:
             log.debug("not inspected (%s): %s", obs.note, _host(url))
-        if obs.suggestions:
+        if obs.suggestions and self.discover:
             self._store_suggestions(obs.suggestions)
         if obs.policy_texts:
             return obs.findings + self._policy_changes(obs.policy_texts)

@@ -57,6 +57,7 @@ class RunConfig:
     region: str | None = None
     sets: list[str] = field(default_factory=list)
     renew_ca: bool = False
+    discover: bool = False
 
 
 class InterceptRuleHosts:
@@ -163,7 +164,8 @@ def _configure(cfg: RunConfig, opts: options.Options, cw: ConsentWatch, hosts: "
                confdir: Path) -> None:
     try:
         opts.update(keepserving=True, consentwatch_data_dir=str(cfg.data_dir),
-                    consentwatch_region=cfg.region or "", consentwatch_api_port=cfg.api_port)
+                    consentwatch_region=cfg.region or "", consentwatch_api_port=cfg.api_port,
+                    consentwatch_discover=cfg.discover)
     except exceptions.OptionsError as e:
         raise RunError(_one_line(e)) from None
     # one option at a time (repeated names together: list options), so an error can name its option

@@ -20,6 +20,9 @@ def register(sub) -> None:
     add_data_dir(p)
     add_region(p)
     p.add_argument("--fail-on-warning", action="store_true", help="exit 1 when any warning was found")
+    p.add_argument("--discover", action="store_true",
+                   help="for rule maintainers: keep the short labels of AI settings no rule knows yet "
+                        "(for `consentwatch rules suggest`)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
 
@@ -33,7 +36,7 @@ def run(args) -> int:
     setup_logging(args.verbose)
     directory = resolve_data_dir(args)
     region = resolve_region(args)
-    watch = Watch(directory, region)
+    watch = Watch(directory, region, discover=args.discover)
     bad = False
     warned = False
     printed_header = False

@@ -362,8 +362,9 @@ def cmd_suggest(args) -> int:
     finally:
         store.close()
     if not suggestions:
-        print("no suggestions yet: they are collected while `consentwatch run` (or `replay`) sees settings on "
-              "rule hosts that speak of AI but match no rule", file=sys.stderr)
+        print("no suggestions yet: they are collected, when you ask for it, while `consentwatch run --discover` "
+              "(or `replay --discover`) sees settings on rule hosts that speak of AI but match no rule",
+              file=sys.stderr)
         return 0
     pack = draft_pack(suggestions, rules, dt.date.today().isoformat())
     data = canonical_bytes(pack)

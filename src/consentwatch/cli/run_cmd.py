@@ -28,6 +28,9 @@ def register(sub) -> None:
     add_region(p)
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    help="any mitmproxy option, as with mitmdump --set (repeatable), e.g. server_replay=FILE.flow")
+    p.add_argument("--discover", action="store_true",
+                   help="for rule maintainers: keep the short labels of AI settings no rule knows yet, for "
+                        "`consentwatch rules suggest` (off by default: they are text from pages)")
     p.add_argument("--renew-ca", action="store_true",
                    help="make a new CA for the current rule domains (then trust it and remove the old one)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -42,7 +45,7 @@ def run(args) -> int:
     region = resolve_region(args)
     directory = resolve_data_dir(args)
     cfg = RunConfig(data_dir=directory, proxy_port=proxy_port, api_port=api_port, region=region,
-                    sets=list(args.sets), renew_ca=args.renew_ca)
+                    sets=list(args.sets), renew_ca=args.renew_ca, discover=args.discover)
     try:
         return run_live(cfg, verbose=args.verbose)
     except RunError as e:

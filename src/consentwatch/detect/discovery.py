@@ -5,6 +5,10 @@ control (checkbox, switch, radio, aria-checked/aria-pressed) whose accessible na
 label, this yields a suggestion: host, path and the label text, nothing else from the page (no other text,
 no query string, no state). `consentwatch rules suggest` turns the stored suggestions into rule drafts.
 
+Labels are text from pages, so discovery is off unless a maintainer asks for it (`run --discover`), and even
+then only a short name the page gave the control itself (aria-label, aria-labelledby, its <label>, its own
+text) is kept: never the text around a control, never a long or personal-looking label.
+
 Cheap by construction: a few plain `str.find`s for control markup, an AI-word check in a small window around
 each, and only then a parse of those windows. Pages without AI-labelled controls cost a few finds.
 """
@@ -46,7 +50,8 @@ _MARKER_CONTEXT = ("type=", "role=")
 NEAR = 600  # how far from the control markup its label text may be, for the prefilter
 WINDOW = 4096  # parsed around each candidate
 MAX_MARKERS = 256
-MAX_LABEL_CHARS = 160
+MAX_LABEL_CHARS = 80
+MAX_LABEL_WORDS = 12
 MAX_PER_PAGE = 20
 SIBLING_DEPTH = 6  # ancestors searched for the radio group (fieldset, role=radiogroup)
 # A label that carries what looks like personal data (an address, a count, a date, an id) is never stored.
@@ -90,7 +95,7 @@ def candidate_positions(low: str) -> list[int]:
 def clean_label(name: str) -> str | None:
     """The label as stored: whitespace collapsed, short, speaks of AI, and carries nothing personal."""
     label = " ".join(name.split())
-    if not label or len(label) > MAX_LABEL_CHARS or _PERSONAL.search(label):
+    if not label or len(label) > MAX_LABEL_CHARS or len(label.split()) > MAX_LABEL_WORDS or _PERSONAL.search(label):
         return None
     if not speaks_of_ai(norm(label)):
         return None
@@ -106,7 +111,7 @@ def find_suggestions(doc, rules: list[Rule], host: str, path: str) -> list[Sugge
     known: dict[int, object] = {}
     unknown = []
     for node in controls:
-        all_names = accessible_names(node, names)
+        all_names = accessible_names(node, names, adjacent=False)
         if any(label in norm(n) for n in all_names for label in known_labels):
             known[node.mem_id] = node  # a rule already covers this control
         elif all_names:

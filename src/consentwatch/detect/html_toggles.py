@@ -129,7 +129,7 @@ def authored_names(node: LexborNode, names: _Names) -> list[str]:
     return out
 
 
-def accessible_names(node: LexborNode, names: _Names) -> list[str]:
+def accessible_names(node: LexborNode, names: _Names, adjacent: bool = True) -> list[str]:
     attrs = node.attributes
     out = authored_names(node, names)
     if any(out):
@@ -140,6 +140,8 @@ def accessible_names(node: LexborNode, names: _Names) -> list[str]:
         out.append(dom.text_of(node))
     if v := attrs.get("title"):
         out.append(v)
+    if not adjacent:  # the control's own names only, never the text around it
+        return [n for n in out if n]
     # adjacent text: climb while the ancestor holds no other control
     for depth, anc in enumerate(dom.ancestors(node, ADJACENT_DEPTH)):
         if anc.tag in ("body", "html", "form", "main"):
