@@ -79,6 +79,46 @@ def test_unconstrained_mitmproxy_ca_is_replaced(tmp_path):
     assert permitted_of(x509.load_pem_x509_certificate((tmp_path / CA_CERT).read_bytes())) == ca_domains(HOSTS)
 
 
+def test_every_replaced_ca_says_trust_it_again(tmp_path):
+    """The certificate the user trusted is no longer the one in use: renewed, expired, unreadable, unconstrained."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from mitmproxy.certs import CertStore
+
+    first = ensure_ca(tmp_path / "a", HOSTS)
+    assert first.created and first.trust_again() is None  # a first install: "trust it once" is enough
+    assert ensure_ca(tmp_path / "a", HOSTS).trust_again() is None  # kept: nothing to do
+    renewed = ensure_ca(tmp_path / "a", HOSTS, renew=True)
+    assert "trust it again" in renewed.trust_again() and "renewed" in renewed.trust_again()
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / CA_PEM).write_text("not a certificate")
+    assert "could not be read" in ensure_ca(tmp_path / "b", HOSTS).trust_again()
+
+    CertStore.create_store(tmp_path / "c", "mitmproxy", 2048)
+    unconstrained = ensure_ca(tmp_path / "c", HOSTS)
+    assert "unrestricted" in unconstrained.trust_again() and "trust it again" in unconstrained.trust_again()
+
+    # an expired CA (same key, validity in the past): replaced, and the user told
+    ensure_ca(tmp_path / "d", HOSTS)
+    raw = (tmp_path / "d" / CA_PEM).read_bytes()
+    key = serialization.load_pem_private_key(raw, None)
+    old = x509.load_pem_x509_certificates(raw)[0]
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(old.issuer)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=400)).not_valid_after(now - dt.timedelta(days=1)))
+    for ext in old.extensions:
+        builder = builder.add_extension(ext.value, ext.critical)
+    expired = builder.sign(key, hashes.SHA256())
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+    (tmp_path / "d" / CA_PEM).write_bytes(key_pem + expired.public_bytes(Encoding.PEM))
+    status = ensure_ca(tmp_path / "d", HOSTS)
+    assert status.created and "expired" in status.trust_again()
+
+
 async def test_run_uses_the_constrained_ca_and_warns_when_a_pack_adds_a_domain(tmp_path, caplog):
     data = tmp_path / "d"
     data.mkdir()
@@ -114,7 +154,7 @@ def test_renew_ca_flag_and_banner(tmp_path):
     r = start_run(data, None, "--renew-ca")
     try:
         assert (data / "ca" / CA_CERT).read_bytes() != first
-        assert "renewed" in r.output()
+        assert "renewed" in r.output() and "trust it again" in r.output()
     finally:
         r.stop()
 

@@ -62,6 +62,14 @@ class CaStatus:
     created: bool = False  # made now (new install, --renew-ca, or an old unconstrained CA replaced)
     replaced_unconstrained: bool = False
     uncovered: list[str] = field(default_factory=list)  # rule domains outside `permitted`: renew needed
+    replaced: str | None = None  # why a CA that was there is replaced by a new one (the user must trust it again)
+
+    def trust_again(self) -> str | None:
+        """The line to tell the user when the certificate they trusted is not the one in use any more."""
+        if not self.replaced:
+            return None
+        return (f"This is a NEW CA certificate ({self.replaced}): trust it again (below; `consentwatch trust` also "
+                "removes the old one); until you do, the rule sites' pages will not load through the proxy.")
 
 
 def wanted_domains(host_patterns: list[str]) -> list[str]:
@@ -161,12 +169,18 @@ def ensure_ca(confdir: Path, host_patterns: list[str], renew: bool = False) -> C
     """The install's CA: created if missing, unreadable or unconstrained (or when `renew`), else kept as is."""
     confdir = Path(confdir)
     try:
+        existed = (confdir / CA_PEM).exists()
         cert = None if renew else read_ca(confdir)
         replaced = False
+        why = "renewed on request" if renew and existed else None
+        if cert is None and existed and why is None:
+            why = "the old one could not be read"
         if cert is not None and permitted_of(cert) is None:
             replaced = True  # mitmproxy's all-powerful default CA from an older install: never keep it
+            why = "it replaces an unrestricted mitmproxy CA, which you should remove"
             cert = None
         if cert is not None and cert.not_valid_after_utc <= dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1):
+            why = "the old one expired"
             cert = None  # expired (or about to): a new one, to be trusted again
         created = cert is None
         if created:
@@ -181,8 +195,12 @@ def ensure_ca(confdir: Path, host_patterns: list[str], renew: bool = False) -> C
         raise CaError(f"cannot write the CA in {confdir}: {e.strerror or e}") from None
     permitted = permitted_of(cert) or []
     # a CA made before the self-test existed lacks OWN_DOMAIN: reported like a rule domain it lacks
-    return CaStatus(confdir / PUBLIC_CERT, permitted, created, replaced,
-                    uncovered(permitted, [*host_patterns, OWN_DOMAIN]))
+    status = CaStatus(confdir / PUBLIC_CERT, permitted, created, replaced,
+                      uncovered(permitted, [*host_patterns, OWN_DOMAIN]), why if created else None)
+    if status.replaced:
+        log.warning("new CA certificate %s (%s): trust it again in your browser and remove the old one",
+                    status.cert_path, status.replaced)
+    return status
 
 
 def _read_or_none(path: Path) -> bytes | None:

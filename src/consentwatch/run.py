@@ -104,7 +104,7 @@ class InterceptRuleHosts:
 def hosts_regex(patterns: list[str]) -> str:
     """allow_hosts for a subset of the rule hosts (same form as RuleSet.allow_hosts_regex)."""
     alts = [r"(?:[a-z0-9-]+\.)+" + re.escape(h[2:]) if h.startswith("*.") else re.escape(h) for h in patterns]
-    return r"^(?:" + "|".join(alts) + r")(?::\d+)?$"
+    return r"^(?:" + "|".join(alts) + r")\.?(?::\d+)?$"
 
 
 def _check_sets(sets: list[str]) -> None:
@@ -251,10 +251,8 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
         domains = [d for d in status.permitted if d != OWN_DOMAIN]
         lines.append(f"    This install's own CA: it can sign only for {len(domains)} rule domains and its self-test "
                      "name (X.509 name constraints), never for your bank.")
-        if status.replaced_unconstrained:
-            lines.append("    It replaces an unrestricted mitmproxy CA found there: remove that one from your trust store.")
-        elif status.created and cfg.renew_ca:
-            lines.append("    It was just renewed: trust the new certificate and remove the old one.")
+        if again := status.trust_again():
+            lines.append(f"    {again}")
         if status.uncovered:
             lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added since it was made), "
                          "so those are tunnelled, not inspected: restart with --renew-ca and trust the new certificate.")

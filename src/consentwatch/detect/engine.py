@@ -96,7 +96,7 @@ class Detector:
         (the body of the user's own POST/PUT/PATCH: only request-side keys are read, nothing is kept).
         `seen_by` names the eye that delivered the body ("network": the proxy; "page": the extension)."""
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        host = (parts.hostname or "").lower().rstrip(".")
         if rules is None:
             rules = self.rules_for(host) if side == "response" else self.request_rules_for(host)
         if not rules:

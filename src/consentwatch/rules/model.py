@@ -16,6 +16,7 @@ import jsonschema
 from .. import ENGINE_VERSION
 from ..findings import Remedy
 from ..text import anchor_word, json_key_regex, norm, phrase_regex, phrase_source, raw_phrase_pattern, words
+from .hosts import host_key, public_suffix_problem
 from .regex_safety import check_pattern
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ def validate_pack(pack: object) -> list[str]:
             seen.add(r["id"])
             if not r["id"].startswith(r["platform"] + "."):
                 errors.append(f"{r['id']}: id: must start with the platform id {r['platform']!r} and a dot")
+            host_lists = [("hosts", r["hosts"]), ("notices/hosts", (r.get("notices") or {}).get("hosts") or [])]
+            for where, hosts in host_lists:
+                for i, h in enumerate(hosts):
+                    if problem := public_suffix_problem(h):
+                        errors.append(f"{r['id']}: {where}/{i}: {problem}")
             for i, a in enumerate(r["applies"]):
                 if a.get("from") and a.get("until") and a["from"] > a["until"]:
                     errors.append(f"{r['id']}: applies/{i}: 'from' is after 'until'")
@@ -343,8 +349,7 @@ class Rule:
         return tuple(e for e in EYES if e in have)
 
 
-def _host_key(host: str) -> str:
-    return host.lower().rstrip(".")
+_host_key = host_key
 
 
 class RuleSet:
@@ -381,9 +386,12 @@ class RuleSet:
     def for_host(self, host: str) -> tuple[Rule, ...]:
         """Rules whose hosts cover `host`: exact names, then *.parent wildcards. Empty tuple: ignore the flow."""
         found = self._exact.get(host)
-        if found is not None or not self._wild:
-            return found or ()
-        host = _host_key(host)
+        if found is not None:
+            return found
+        key = _host_key(host)  # WWW.LinkedIn.com. is www.linkedin.com: only a miss pays for the check
+        if not self._wild:
+            return self._exact.get(key, ()) if key != host else ()
+        host = key
         found = self._exact.get(host, ())
         rest = host
         while "." in rest:
@@ -403,7 +411,8 @@ class RuleSet:
                 alts.append(r"(?:[a-z0-9-]+\.)+" + re.escape(h[2:]))
             else:
                 alts.append(re.escape(h))
-        return r"^(?:" + "|".join(alts) + r")(?::\d+)?$"
+        # mitmproxy matches allow_hosts ignoring case; a fully qualified name ("host.") is the same host
+        return r"^(?:" + "|".join(alts) + r")\.?(?::\d+)?$"
 
     def to_pack(self) -> dict:
         return {"$schema": "./schema.json", "format": PACK_FORMAT, "version": self.version,
