@@ -28,12 +28,13 @@ def test_norm_plain_quotes_and_spaces():
     assert norm("LinkedIn\u2019s  \n Data\u00a0for AI") == "linkedin's data for ai"
 
 
-@pytest.mark.parametrize("given,expected", [("de", "DE"), ("uk", "GB"), ("EU", "EU"), ("", None), (None, None)])
+@pytest.mark.parametrize("given,expected", [("de", "DE"), ("uk", "GB"), ("EU", "EU"), ("", None), (None, None),
+                                            ("eea", "EEA"), (" us ", "US"), ("ch", "CH"), ("el", "GR")])
 def test_normalize_region(given, expected):
     assert normalize_region(given) == expected
 
 
-@pytest.mark.parametrize("bad", ["Germany", "E1", "123"])
+@pytest.mark.parametrize("bad", ["Germany", "E1", "123", "ZZ", "XX", "QQ", "AA", "Ü1", "EUR"])
 def test_bad_region_is_a_clear_error(bad):
     with pytest.raises(RegionError, match="ISO country code"):
         normalize_region(bad)

@@ -30,6 +30,7 @@ from .regions import RegionError, normalize_region
 from .request_target import host_of, url_of
 from .rules.model import RuleSet
 from .pipeline import Listener, Watch
+from .store.lock import DataDirBusy
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,12 @@ class ConsentWatch:
             # same files: keep the stores (a second StateStore on them would lose the first one's writes)
             old_watch.reconfigure(region, ctx.options.consentwatch_max_bytes, ctx.options.consentwatch_discover)
         else:
-            self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes,
-                               discover=ctx.options.consentwatch_discover)
+            try:
+                self.watch = Watch(Path(directory), region, ctx.options.consentwatch_max_bytes,
+                                   discover=ctx.options.consentwatch_discover)
+            except DataDirBusy as e:  # another process writes there (store/lock.py): the old watch stays
+                raise exceptions.OptionsError(f"{e} with data dir {directory}: stop it first, or choose another "
+                                              "data dir") from None
             self.watch.listeners = self.listeners
         self.offload = None
         self._start_offload(self.watch.rules)

@@ -48,6 +48,7 @@ import multiprocessing.util  # noqa: F401 - its exit handler first, so ours (bel
 import os
 import pickle
 import select
+import signal
 import struct
 import threading
 import time
@@ -161,6 +162,8 @@ atexit.register(_exiting.set)
 
 def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progress=None,
             make_detector: Callable = Detector) -> None:
+    # Ctrl+C reaches the whole process group: the proxy stops us (stop frame, then EOF), not the signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     detector = make_detector(load_pack(pack), region, max_bytes)
     repeats = Repeats()
     reader = FrameReader(jobs.fileno())
@@ -231,6 +234,21 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progr
             mark(ANSWERED, seq)  # only now: a frame whose answer a killed worker had not sent is sent again
 
 
+def _start_ignoring_sigint(proc) -> None:
+    """Start a worker with SIGINT ignored, which it inherits (exec keeps ignored signals; a blocked mask it does
+    not): a Ctrl+C during its start-up (its imports take a while) cannot end it with a KeyboardInterrupt
+    traceback. The proxy's own handler is back as soon as the child exists (milliseconds)."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread (a restart by the watchdog): the worker ignores it from its first line
+        proc.start()
+        return
+    try:
+        proc.start()
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+
+
 class _Generation:
     """One worker process, its two pipes, the memory it reports progress in, and the thread reading its answers."""
 
@@ -241,7 +259,7 @@ class _Generation:
         self.proc = ctx.Process(target=_worker, args=(jobs_r, answers_w, pack, region, max_bytes, self.progress,
                                                       make_detector), name="consentwatch-detect", daemon=True)
         try:
-            self.proc.start()
+            _start_ignoring_sigint(self.proc)
         finally:
             jobs_r.close()
             answers_w.close()

@@ -14,6 +14,7 @@ import logging
 import sys
 
 from . import logscrub
+from .terminal import printable
 
 PREFIX = "consentwatch: "
 NOISY = ("asyncio", "hpack", "aiohttp.access")  # their INFO lines say nothing a user needs
@@ -30,6 +31,13 @@ class OwnPrefix(logging.Filter):
 
 
 _PREFIX = OwnPrefix()
+
+
+class PrintableFormatter(logging.Formatter):
+    """Lines that quote a path, a host or a pack field show its escape codes instead of obeying them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def install(handler: logging.Handler) -> None:
@@ -84,8 +92,8 @@ def setup(verbose: bool = False, *, timestamps: bool = False, hold: bool = False
     held back until `StartupLog.started()` when hold=True."""
     logscrub.install()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S") if timestamps
-                         else logging.Formatter("%(message)s"))
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(message)s", "%H:%M:%S") if timestamps
+                         else PrintableFormatter("%(message)s"))
     install(handler)
     logging.getLogger().setLevel(logging.DEBUG if verbose else logging.WARNING)
     if timestamps:

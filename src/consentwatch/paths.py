@@ -12,9 +12,14 @@ class DataDirError(OSError):
     pass
 
 
+def default_data_dir() -> Path:
+    """The platform's user data dir (not created)."""
+    return Path(platformdirs.user_data_dir("consentwatch", appauthor=False))
+
+
 def data_dir(given: str | os.PathLike | None = None) -> Path:
     """The data dir (created 0700 if missing). Default: the platform's user data dir."""
-    path = Path(given).expanduser() if given else Path(platformdirs.user_data_dir("consentwatch", appauthor=False))
+    path = Path(given).expanduser() if given else default_data_dir()
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = path / ".write-test"

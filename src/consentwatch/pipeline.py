@@ -19,6 +19,7 @@ from .findings import Finding
 from .rules.model import RuleSet
 from .rules.store import RuleStore
 from .store.policies import PolicyStore
+from .store.lock import DataDirLock
 from .store.state import Event, StateStore
 from .store.suggestions import SuggestionStore
 
@@ -38,6 +39,15 @@ class Watch:
                  rules: RuleSet | None = None, discover: bool = False):
         self.data_dir = Path(data_dir)
         self.region = region
+        # one writer per data dir (store/lock.py): raises DataDirBusy, before anything is opened
+        self.lock = DataDirLock(self.data_dir).acquire()
+        try:
+            self._open(region, max_bytes, rules, discover)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open(self, region: str | None, max_bytes: int, rules: RuleSet | None, discover: bool) -> None:
         # Discovery (labels of AI settings no rule knows, for maintainers' `rules suggest`) stores text from
         # pages: a maintainer's choice, off unless asked for.
         self.discover = discover
@@ -184,11 +194,14 @@ class Watch:
             log.warning("could not store a suggestion: %s", type(e).__name__)
 
     def close(self) -> None:
-        self.state.close()
-        if self._suggestions is not None:
-            self._suggestions.close()
-        if self._policies is not None:
-            self._policies.close()
+        try:
+            self.state.close()
+            if self._suggestions is not None:
+                self._suggestions.close()
+            if self._policies is not None:
+                self._policies.close()
+        finally:
+            self.lock.release()
 
 
 def _host(url: str) -> str:

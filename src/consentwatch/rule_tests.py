@@ -21,7 +21,7 @@ from . import ENGINE_VERSION
 from .findings import POLICY_UPDATE, TOGGLE_OFF
 from .regions import RegionError, normalize_region
 from .replay import ReplayError, replay_file
-from .rules.model import RuleSet
+from .rules.model import RuleSet, fixture_path_problem
 from .pipeline import Watch
 
 
@@ -79,6 +79,9 @@ def _replay(rules: RuleSet, rule_id: str, path: Path, region: str | None, url: s
 def _run_fixture(rules: RuleSet, rule_id: str, entry: dict, base: Path) -> FixtureResult:
     rel = entry["file"]
     expected = sorted(set(entry.get("expect", ())))
+    if fixture_path_problem(rel) or not (base / rel).resolve().is_relative_to(base.resolve()):
+        # a pack is someone else's input: it may name recordings, never any other file of yours
+        return FixtureResult(rel, expected, [], False, "the fixture path leaves the fixtures folder")
     findings, problem = _replay(rules, rule_id, base / rel, entry.get("region"), entry.get("url", ""))
     if problem:
         return FixtureResult(rel, expected, [], False, problem)

@@ -29,6 +29,7 @@ from .ca import (CA_CERT, CA_DIR, OWN_DOMAIN, SELFTEST_HOST, SELFTEST_URL, CaErr
                  uncovered)
 from .api.server import API_HOST, ApiServer, ApiStartError
 from .rules.model import RuleSet
+from .terminal import printable
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ async def build_master(cfg: RunConfig) -> tuple[master.Master, ConsentWatch, Api
     m.addons.add(*front_addons())
     m.addons.add(*mitm_addons.default_addons())
     m.addons.add(keepserving.KeepServing(), readfile.ReadFile())
+    # Our data dir is the option's value from the moment it exists: when a later option update fails,
+    # mitmproxy rolls back to the previous values and configures again, which must never open (and lock)
+    # the default data dir instead of the user's.
+    opts.update_defer(consentwatch_data_dir=str(cfg.data_dir))
     parts = default_addons()
     cw: ConsentWatch
     api: ApiServer
@@ -301,7 +306,7 @@ async def serve(cfg: RunConfig, out=None, on_started: Callable[[], None] | None 
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    print(banner(cfg, proxy, api, cw, hosts, m.options.confdir), file=out, flush=True)
+    print(printable(banner(cfg, proxy, api, cw, hosts, m.options.confdir), keep_newlines=True), file=out, flush=True)
     if on_started:
         on_started()
     await m.run()

@@ -103,6 +103,8 @@ class ApiServer:
             return
         port = ctx.options.consentwatch_api_port if port is None else port
         if not port:
+            if (watch := self.get_watch()) is not None:
+                watch.lock.note(api="off")
             return
         if self.get_watch() is not None:
             self.token()  # create it now, not on the first request
@@ -123,6 +125,8 @@ class ApiServer:
             raise ApiStartError(f"cannot listen on {API_HOST}:{port} for the API: {e.strerror or e}") from None
         self.runner = runner
         self.port = port
+        if (watch := self.get_watch()) is not None:  # the next `run` on this data dir names us in its refusal
+            watch.lock.note(api=f"http://{API_HOST}:{port}")
         log.info("API listening at http://%s:%d", API_HOST, port)
 
     async def stop(self) -> None:

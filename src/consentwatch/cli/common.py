@@ -8,6 +8,7 @@ import sys
 from .. import logs
 from ..paths import DataDirError, data_dir
 from ..regions import RegionError, normalize_region
+from ..terminal import printable
 
 
 class CliError(Exception):
@@ -43,5 +44,6 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def say(msg: str) -> None:
-    """One line on stderr, with the prefix every consentwatch line has."""
-    print(f"{logs.PREFIX}{msg}", file=sys.stderr, flush=True)
+    """One line on stderr, with the prefix every consentwatch line has. The line quotes file names and pack
+    fields: printed as they read, never as terminal commands (terminal.py)."""
+    print(f"{logs.PREFIX}{printable(msg)}", file=sys.stderr, flush=True)

@@ -29,7 +29,12 @@ from ..rules.packfile import PackFileError, canonical_bytes, export_form, read_p
 from ..rules.signing import SigningError, keygen, sign_file
 from ..rules.store import RuleStore
 from ..store.suggestions import SuggestionStore
+from ..terminal import printable_json, safe_print
 from .common import CliError, add_data_dir, resolve_data_dir, say, setup_logging
+
+# Every line this command prints may quote a pack field or a file name, which are other people's input:
+# none of them reaches the terminal raw (escape codes shown, not obeyed; terminal.py).
+print = safe_print  # noqa: A001
 
 
 def register(sub) -> None:
@@ -339,7 +344,11 @@ def cmd_import(args) -> int:
 def cmd_diff(args) -> int:
     a = _named_pack(args.a, args)
     b = _named_pack(args.b, args)
-    d = diff_packs(a, b)
+    try:
+        d = diff_packs(a, b)
+    except (RecursionError, TypeError, AttributeError, ValueError):
+        raise CliError(f"cannot compare {args.a} and {args.b}: not well-formed rule packs "
+                       "(`consentwatch rules validate` says what is wrong)") from None
     if args.json:
         print(json.dumps(d.to_dict(), indent=2))
     else:
@@ -375,7 +384,7 @@ def cmd_suggest(args) -> int:
             raise CliError(f"cannot write {args.out}: {e.strerror or e}") from None
         print(f"wrote {len(pack['rules'])} draft rule(s) to {args.out}", file=sys.stderr)
     else:
-        sys.stdout.buffer.write(data)
+        sys.stdout.write(printable_json(data.decode("utf-8")))  # labels came from pages
         sys.stdout.flush()
     for s in suggestions:
         print(f"found: {s['host']}{s['path']}: \"{s['label']}\" (first seen {s.get('first_seen', '?')[:10]})",

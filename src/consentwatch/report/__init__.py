@@ -48,7 +48,7 @@ def collect(data_dir, today: dt.date | None = None, rules: RuleSet | None = None
     caller has them (the running API); otherwise the data dir's."""
     data_dir = Path(data_dir)
     rules = rules if rules is not None else _rules(data_dir)
-    store = StateStore(data_dir)
+    store = StateStore(data_dir, reader=True)  # never sweeps the temp files of a writer that may be running
     try:
         warnings = store.list_warnings("all")
         history = store.list_history()

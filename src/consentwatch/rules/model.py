@@ -8,6 +8,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Iterable
 from urllib.parse import urlsplit
 
@@ -47,18 +48,24 @@ def validate_pack(pack: object) -> list[str]:
     """Every schema and semantic error, each as 'rule-id: path: message'. Empty list: valid."""
     validator = jsonschema.Draft202012Validator(schema())
     errors: list[str] = []
-    for err in sorted(validator.iter_errors(pack), key=lambda e: list(map(str, e.absolute_path))):
+    try:
+        found = sorted(validator.iter_errors(pack), key=lambda e: list(map(str, e.absolute_path)))
+    except RecursionError:  # a hostile pack nested thousands deep: one line, not a traceback
+        return ["pack: (pack): nested too deeply to be a rule pack"]
+    for err in found:
         path = list(err.absolute_path)
         rule_id = "pack"
         if len(path) >= 2 and path[0] == "rules" and isinstance(pack, dict):
             try:
-                rule_id = pack["rules"][path[1]].get("id", f"rules[{path[1]}]")
+                rule_id = pack["rules"][path[1]].get("id")
             except (IndexError, AttributeError, TypeError):
-                rule_id = f"rules[{path[1]}]"
+                rule_id = None
+            if not isinstance(rule_id, str) or not rule_id or len(rule_id) > 100:
+                rule_id = f"rules[{path[1]}]"  # an id that is itself the problem is not repeated
             where = "/".join(map(str, path[2:])) or "(rule)"
         else:
             where = "/".join(map(str, path)) or "(pack)"
-        msg = err.message
+        msg = err.message if len(err.message) <= 240 else err.message[:240] + "…"  # it quotes the value
         if err.validator == "required":
             # name the missing field in the path too, so "hosts" appears where people look for it
             missing = re.findall(r"'([^']+)' is a required property", msg)
@@ -78,6 +85,9 @@ def validate_pack(pack: object) -> list[str]:
                 for i, h in enumerate(hosts):
                     if problem := public_suffix_problem(h):
                         errors.append(f"{r['id']}: {where}/{i}: {problem}")
+            for i, fx in enumerate(r["fixtures"]):
+                if problem := fixture_path_problem(fx["file"]):
+                    errors.append(f"{r['id']}: fixtures/{i}/file: {problem}")
             for i, a in enumerate(r["applies"]):
                 if a.get("from") and a.get("until") and a["from"] > a["until"]:
                     errors.append(f"{r['id']}: applies/{i}: 'from' is after 'until'")
@@ -165,6 +175,16 @@ def policy_path_source(doc: dict) -> str:
     the end. detect/policy_text.py compiles the same source."""
     globs = doc.get("paths") or [urlsplit(doc["url"]).path or "/"]
     return "^(?:" + "|".join(glob_to_regex(g.rstrip("/") or "/") for g in globs) + ")/?$"
+
+
+def fixture_path_problem(rel: str) -> str | None:
+    """Why a pack's fixture path may not be used, or None: relative, inside the fixtures folder."""
+    p = PurePosixPath(rel.replace("\\", "/"))
+    if p.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        return "is absolute: fixture paths start at the fixtures folder"
+    if ".." in p.parts:
+        return "leaves the fixtures folder (..)"
+    return None
 
 
 def glob_to_regex(glob: str) -> str:

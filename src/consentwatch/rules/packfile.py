@@ -38,6 +38,8 @@ def read_pack_file(path: Path) -> tuple[bytes, dict]:
         raise PackFileError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise PackFileError(f"{path}: not JSON (line {e.lineno} column {e.colno}: {e.msg})") from None
+    except RecursionError:
+        raise PackFileError(f"{path}: nested too deeply to be a rule pack") from None
     if not isinstance(pack, dict):
         raise PackFileError(f"{path}: a rule pack is a JSON object with format, version and rules")
     return raw, pack

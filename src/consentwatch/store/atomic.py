@@ -20,7 +20,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -38,12 +38,14 @@ class CorruptFile(ValueError):
 
 
 class AtomicJSONStorage(Storage):
-    def __init__(self, path: str | os.PathLike, mode: int = 0o600, on_corrupt: str = "move", sweep: bool = True):
+    def __init__(self, path: str | os.PathLike, mode: int = 0o600, on_corrupt: str = "move", sweep: bool = True,
+                 check: Callable[[dict], str | None] | None = None):
         if on_corrupt not in ("move", "raise"):
             raise ValueError(f"on_corrupt must be 'move' or 'raise', not {on_corrupt!r}")
         self.path = Path(path)
         self.mode = mode
         self.on_corrupt = on_corrupt
+        self.check = check  # the caller's own shape check: a reason means "corrupt", like bad JSON
         self._data: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self.write_errors = 0
@@ -76,11 +78,13 @@ class AtomicJSONStorage(Storage):
             data = json.loads(raw)
             if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
                 raise ValueError("not a TinyDB document")
+            if self.check is not None and (problem := self.check(data)):
+                raise ValueError(f"JSON of the wrong shape: {problem}")
         except (ValueError, UnicodeDecodeError, RecursionError) as e:
             why = "not JSON" if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)) else str(e)
             if self.on_corrupt == "raise":
                 raise CorruptFile(self.path, why) from None
-            self._move_aside(type(e).__name__)
+            self._move_aside(why)
             return None
         return data
 
@@ -172,5 +176,6 @@ def atomic_write(path: Path, payload: bytes | Iterable[bytes], mode: int = 0o600
         pass
 
 
-def open_db(path: str | os.PathLike, on_corrupt: str = "move", sweep: bool = True) -> TinyDB:
-    return TinyDB(path, storage=AtomicJSONStorage, on_corrupt=on_corrupt, sweep=sweep)
+def open_db(path: str | os.PathLike, on_corrupt: str = "move", sweep: bool = True,
+            check: Callable[[dict], str | None] | None = None) -> TinyDB:
+    return TinyDB(path, storage=AtomicJSONStorage, on_corrupt=on_corrupt, sweep=sweep, check=check)

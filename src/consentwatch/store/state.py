@@ -64,13 +64,55 @@ def _parse(ts: str) -> dt.datetime:
         return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
 
+# What every stored document must look like for the code that reads it (the API, the report, record()).
+# A file that is valid JSON but holds something else (hand-edited, another program's, a future format) is
+# set aside like a corrupt one: starting empty is better than a traceback on every request.
+_STR, _OPT_STR = (str,), (str, type(None))
+WARNING_FIELDS = {"id": _STR, "key": _STR, "kind": _STR, "status": _STR, "rule_id": _STR, "first_seen": _STR,
+                  "last_seen": _STR}
+WARNING_OPTIONAL = {"platform": _STR, "platform_name": _OPT_STR, "title": _OPT_STR, "summary": _OPT_STR,
+                    "setting": _OPT_STR, "state": _OPT_STR, "url": _OPT_STR, "effective_date": _OPT_STR,
+                    "region": _OPT_STR, "region_affected": (bool, type(None)), "hosts": (list,),
+                    "remedy": (dict, type(None)), "resolved_at": _OPT_STR, "dismissed_at": _OPT_STR,
+                    "reactivated_at": _OPT_STR}
+HISTORY_FIELDS = {"rule_id": _STR, "state": _STR, "observed_at": _STR}
+HISTORY_OPTIONAL = {"platform": _STR, "url": _OPT_STR, "setting": _OPT_STR}
+
+
+def state_problem(data: object) -> str | None:
+    """Why stored state cannot be used as it is (one line), or None when every document has its shape."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        return "not an object of tables"
+    for table, required, optional in (("warnings", WARNING_FIELDS, WARNING_OPTIONAL),
+                                      ("history", HISTORY_FIELDS, HISTORY_OPTIONAL)):
+        docs = data.get(table, {})
+        if not isinstance(docs, dict):
+            return f"{table} is not a table"
+        for doc_id, doc in docs.items():
+            if not str(doc_id).isdigit() or not isinstance(doc, dict):
+                return f"{table}/{doc_id} is not a document"
+            for name, types in required.items():
+                if not isinstance(doc.get(name), types):
+                    return f"{table}/{doc_id}/{name} is missing or not a {types[0].__name__}"
+            for name, types in optional.items():
+                if name in doc and not isinstance(doc[name], types):
+                    return f"{table}/{doc_id}/{name} is not a {types[0].__name__}"
+            if table == "warnings" and doc["status"] not in (ACTIVE, RESOLVED, DISMISSED):
+                return f"{table}/{doc_id}/status {doc['status']!r} is not one this version knows"
+    return None
+
+
 class StateStore:
-    def __init__(self, data_dir: Path, region: str | None = None, journal: bool = True):
+    def __init__(self, data_dir: Path, region: str | None = None, journal: bool = True, reader: bool = False):
         self.path = Path(data_dir) / STATE_FILE
         # A snapshot and a journal (store/journal.py): a commit appends one line, whatever is stored.
         # journal=False: the whole file rewritten on every commit, as before the journal (bench/store.py
-        # measures both).
-        self.db = open_journaled(self.path) if journal else open_db(self.path)
+        # measures both). Documents of the wrong shape are set aside like a corrupt file (state_problem); a
+        # reader (the report) touches no file: a writer may be running (it holds the data dir's lock).
+        self.db = open_journaled(self.path, writer=not reader, check=state_problem) if journal else \
+            open_db(self.path, sweep=not reader, check=state_problem)
         self.region = region
         self.warnings = self.db.table("warnings")
         self.history = self.db.table("history")
@@ -142,7 +184,12 @@ class StateStore:
         """
         with self.batch():
             if finding.kind in (TOGGLE_ON, TOGGLE_OFF):
-                previous = self.last_state(finding.rule_id)
+                last = self._last.get(finding.rule_id)
+                if last is not None and _parse(finding.observed_at) < _parse(last[0]):
+                    # older than what is known (an old recording replayed, a late answer): history does not
+                    # run backwards, so it changes nothing, and above all raises no "re-enabled"
+                    return finding, []
+                previous = last[2] if last else None
                 if finding.kind == TOGGLE_ON and previous == "off":
                     finding = finding.replace(kind=TOGGLE_REENABLED)
                 if previous != finding.state:
