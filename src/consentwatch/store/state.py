@@ -74,7 +74,7 @@ WARNING_OPTIONAL = {"platform": _STR, "platform_name": _OPT_STR, "title": _OPT_S
                     "setting": _OPT_STR, "state": _OPT_STR, "url": _OPT_STR, "effective_date": _OPT_STR,
                     "region": _OPT_STR, "region_affected": (bool, type(None)), "hosts": (list,),
                     "remedy": (dict, type(None)), "resolved_at": _OPT_STR, "dismissed_at": _OPT_STR,
-                    "reactivated_at": _OPT_STR}
+                    "reactivated_at": _OPT_STR, "policy": (dict, type(None))}
 HISTORY_FIELDS = {"rule_id": _STR, "state": _STR, "observed_at": _STR}
 HISTORY_OPTIONAL = {"platform": _STR, "url": _OPT_STR, "setting": _OPT_STR}
 
