@@ -58,7 +58,8 @@ async def test_policy_change_reaches_the_websocket_rest_and_report(tmp_path):
     r = start_run(data, recording)
     try:
         async with aiohttp.ClientSession() as s:
-            ws = await s.ws_connect(f"{r.api}/v1/ws?token={r.token}", headers={"Origin": EXT_ORIGIN})
+            ws = await s.ws_connect(f"{r.api}/v1/ws", headers={"Origin": EXT_ORIGIN,
+                                                           "Authorization": f"Bearer {r.token}"})
             assert (await next_message(ws, "hello"))["warnings"] == []
             # first visit: a version without AI wording, the baseline (no warning)
             assert await fetch(r, old_url) == pp.quora("v2")  # the page reaches the browser byte for byte
