@@ -198,7 +198,9 @@ def test_rules_test_never_reads_outside_the_fixtures_folder(tmp_path):
 # -- replay: nothing saved, exit non-zero ---------------------------------------------------------------------
 
 def test_replay_exits_non_zero_when_nothing_could_be_saved(tmp_path, data_dir):
-    (data_dir / "state.json").mkdir()  # the store's file cannot be written (a directory in its place)
+    # the store's files cannot be written: directories in their place (the snapshot and its journal)
+    (data_dir / "state.json").mkdir()
+    (data_dir / "state.journal").mkdir()
     on = write_flow(tmp_path / "on.flow", LINKEDIN_URL, linkedin_page(True))
     r = cli("replay", "--json", "--data-dir", str(data_dir), str(on))
     assert r.returncode == 2, (r.stdout, r.stderr)
