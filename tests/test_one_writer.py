@@ -15,6 +15,7 @@ import pytest
 
 from consentwatch.findings import TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED, Finding, Remedy
 from consentwatch.store.lock import LOCK_FILE, DataDirBusy, DataDirLock
+from consentwatch.store.journal import read_stored
 from consentwatch.store.state import StateStore
 from consentwatch.pipeline import Watch
 from conftest import LINKEDIN_URL, cli, linkedin_page, write_flow
@@ -34,7 +35,7 @@ def test_lock_is_exclusive_across_processes_and_says_who_holds_it(tmp_path):
         assert str(e.value) == f"consentwatch is already running (pid {holder.pid}, API http://127.0.0.1:9)"
         with pytest.raises(DataDirBusy):
             Watch(tmp_path)  # the store is never opened meanwhile
-        assert not (tmp_path / "state.json").exists()
+        assert not (tmp_path / "state.json").exists() and not (tmp_path / "state.journal").exists()
     finally:
         holder.stdin.close()
         holder.wait(10)
@@ -71,7 +72,7 @@ def test_second_run_and_replay_refuse_while_run_holds_the_data_dir(tmp_path):
     data.mkdir()
     first = start_run(data, default_recording(tmp_path))
     try:
-        before = {p.name: p.read_bytes() for p in data.glob("*.json")}
+        before = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file() and p.name != LOCK_FILE}
         done = subprocess.run(consentwatch_cmd("run", "--proxy-port", str(free_port()), "--api-port",
                                                str(free_port()), "--data-dir", str(data)),
                               capture_output=True, text=True, timeout=60)
@@ -84,7 +85,8 @@ def test_second_run_and_replay_refuse_while_run_holds_the_data_dir(tmp_path):
         r = cli("replay", "--data-dir", str(data), str(on))
         assert r.returncode == 2 and "replay refused" in r.stderr and f"pid {first.proc.pid}" in r.stderr
         assert "scratch" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        assert {p.name: p.read_bytes() for p in data.glob("*.json")} == before  # nothing written
+        after = {p.name: p.read_bytes() for p in data.iterdir() if p.is_file() and p.name != LOCK_FILE}
+        assert after == before  # nothing written
 
         # mitmdump with the addon is a writer too
         mitmdump = Path(sys.executable).with_name("mitmdump")
@@ -193,5 +195,5 @@ def test_replaying_an_old_recording_after_a_newer_one_raises_nothing(tmp_path, d
     assert cli("replay", "--data-dir", str(data_dir), str(off)).returncode == 0
     r = cli("replay", "--json", "--fail-on-warning", "--data-dir", str(data_dir), str(on))
     assert [json.loads(x)["kind"] for x in r.stdout.splitlines()] == ["toggle_on"]
-    state = json.loads((data_dir / "state.json").read_text())
+    state = read_stored(data_dir / "state.json")  # snapshot + journal
     assert [w for w in state.get("warnings", {}).values() if w["status"] == "active"] == []

@@ -3,7 +3,6 @@ host written in upper case or with a trailing dot is the same host everywhere (r
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -14,6 +13,7 @@ from consentwatch.addon import ConsentWatch
 from consentwatch.run import hosts_regex
 from consentwatch.rules.hosts import public_suffix_problem
 from consentwatch.rules.model import load_pack, shipped_pack, validate_pack
+from consentwatch.store.journal import read_stored
 from conftest import cli
 from live_support import RULE_ID, SETTINGS_PATH, settings_html
 from test_rules_cli import new_rule, write_pack
@@ -101,5 +101,5 @@ def test_the_addon_inspects_a_rule_host_however_written(tmp_path, authority):
         assert [w["rule_id"] for w in cw.watch.state.list_warnings()] == [RULE_ID]
         cw.watch.close()
         cw.watch = None
-    stored = json.loads((tmp_path / "state.json").read_text())
+    stored = read_stored(tmp_path / "state.json")  # snapshot + journal
     assert len(stored["warnings"]) == 1
