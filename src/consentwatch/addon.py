@@ -130,12 +130,7 @@ class ConsentWatch:
         when = dt.datetime.fromtimestamp(req.timestamp_start, dt.timezone.utc) if req.timestamp_start else None
         job = (url_of(req), req.headers.get("content-type", ""), body, req.headers.get("content-encoding", ""),
                when, host, req.method, "request")
-        self.inspected += 1
-        if self.offload is not None and self.offload.submit(job):
-            return
-        fut = self.pool.submit(watch.process, *job)
-        self.pending.add(fut)
-        fut.add_done_callback(self.pending.discard)
+        self._submit(watch, job)
 
     def response(self, flow: http.HTTPFlow) -> None:
         watch = self.watch
@@ -150,6 +145,11 @@ class ConsentWatch:
         # Copy what detection needs (bytes are immutable): the flow itself is not touched again.
         job = (url_of(flow.request), resp.headers.get("content-type", ""), resp.raw_content,
                resp.headers.get("content-encoding", ""), when, host, flow.request.method)
+        self._submit(watch, job)
+
+    def _submit(self, watch, job: tuple) -> None:
+        """To the detection worker's pipe; to the thread pool in thread mode (detect_process=false) or once the
+        worker is closed (the proxy is shutting down or changing data dir), never on the event loop."""
         self.inspected += 1
         if self.offload is not None and self.offload.submit(job):
             return
