@@ -19,6 +19,7 @@ from typing import Callable
 from mitmproxy import exceptions, http, tls
 
 from .ca import SELFTEST_HOST, SELFTEST_URL
+from .request_target import host_of
 
 __all__ = ["SELFTEST_HOST", "SELFTEST_URL", "SelfTest", "TlsFailures"]
 SELFTEST_HEADER = "X-Consentwatch-Selftest"
@@ -66,7 +67,8 @@ class SelfTest:
             raise exceptions.AddonHalt()
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if is_selftest(flow.request.pretty_host) and flow.response is None and flow.live:
+        # host_of = pretty_host without the IDNA codec, which would cost every flow ~11 us (this runs on all of them)
+        if is_selftest(host_of(flow.request)) and flow.response is None and flow.live:
             if flow.request.scheme != "https":
                 # plain HTTP proves the route but not the trust: the test is the HTTPS page
                 flow.response = http.Response.make(308, b"", {"location": SELFTEST_URL, "cache-control": "no-store"})
