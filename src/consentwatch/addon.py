@@ -122,8 +122,8 @@ class ConsentWatch:
         if watch is None or req.method not in CHANGE_METHODS:
             return
         host = host_of(req)
-        if not watch.detector.request_rules_for(host):
-            return
+        if not watch.detector.request_rules_for(host) and not (watch.discover and watch.detector.rules_for(host)):
+            return  # (with discovery on, every rule host's: the key learner pairs them with a switch the page eye saw)
         body = req.raw_content
         if not body or len(body) > MAX_REQUEST_BYTES:
             return

@@ -78,7 +78,7 @@ class Repeats:
 
     A repeat is an observation whose every finding equals (timestamp aside) the last one reported for its
     rule and warning kind, seen less than REPEAT_WINDOW after it. Anything else is news, and so are
-    notes, suggestions and errors. Observations with nothing to store are never news.
+    notes, suggestions, learned keys and errors. Observations with nothing to store are never news.
     """
 
     def __init__(self, window: dt.timedelta = REPEAT_WINDOW):
@@ -95,7 +95,7 @@ class Repeats:
             return False
         if not isinstance(obs, Observation):
             return True  # a DetectionError: counted by the proxy
-        if obs.note or obs.suggestions or obs.policy_texts:
+        if obs.note or obs.suggestions or obs.policy_texts or obs.learned:
             return True  # a policy page is rare, and only the store knows whether its text is new
         if not obs.findings:
             return False

@@ -95,8 +95,9 @@ class Watch:
             rules = detector.rules_for(host) if side == "response" else detector.request_rules_for(host)
         else:
             rules = None
-        if rules is not None and not rules:
-            return None
+        if rules is not None and not rules and not (side == "request" and detector.learner is not None
+                                                    and detector.rules_for(host)):
+            return None  # (a change request on any rule host feeds the key learner, when discovery is on)
         try:
             return detector.detect(url, content_type, body, content_encoding, observed_at, rules=rules,
                                    method=method, side=side, seen_by=seen_by)
@@ -145,6 +146,8 @@ class Watch:
             log.debug("not inspected (%s): %s", obs.note, _host(url))
         if obs.suggestions and self.discover:
             self._store_suggestions(obs.suggestions)
+        if obs.learned and self.discover:
+            self._store_learned(obs.learned)
         if obs.policy_texts:
             return obs.findings + self._policy_changes(obs.policy_texts)
         return obs.findings
@@ -192,6 +195,18 @@ class Watch:
                     log.info("new setting that speaks of AI on %s%s (see `consentwatch rules suggest`)", s.host, s.path)
         except Exception as e:  # noqa: BLE001 - discovery is a nicety: never let it stop detection
             log.warning("could not store a suggestion: %s", type(e).__name__)
+
+    def _store_learned(self, learned) -> None:
+        """Request fields that changed with a rule's switch (detect/learn.py): endpoint, key, polarity, label."""
+        try:
+            if self._suggestions is None:
+                self._suggestions = SuggestionStore(self.data_dir)
+            for k in learned:
+                if self._suggestions.add_key(k.to_dict()):
+                    log.info("learned a key for %s: %s %s%s %s (see `consentwatch rules suggest`)", k.rule_id,
+                             k.method, k.host, k.path, k.key)
+        except Exception as e:  # noqa: BLE001 - like discovery: never let it stop detection
+            log.warning("could not store a learned key: %s", type(e).__name__)
 
     def close(self) -> None:
         try:

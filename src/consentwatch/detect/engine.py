@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections import OrderedDict
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, Finding, clean_url
+from ..findings import PAGE, POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, Finding, clean_url
 from ..regions import applies, normalize_region
 from ..rules.model import Rule, RuleSet
 from .body import DEFAULT_MAX_BYTES, read_body
 from .discovery import Suggestion, discover
+from .learn import KeySuggestion, Learner
 from .html_choices import detect_choices, detect_name_states
 from .html_toggles import detect_toggles
 from .json_settings import detect_form, detect_json, looks_like_json
@@ -32,6 +34,7 @@ class Observation:
     note: str = ""  # why nothing was read (undecodable body...), safe to log: never content
     suggestions: tuple[Suggestion, ...] = ()  # AI-labelled controls no rule knows (host, path, label only)
     policy_texts: tuple[PolicySighting, ...] = ()  # AI-relevant sentences of a policy document (policy_text.py)
+    learned: tuple[KeySuggestion, ...] = ()  # request fields that changed with a rule's switch (learn.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ def _kind_of(content_type: str, text: str) -> str:
 
 
 MEMO_SIZE = 64
+LEARN_MAX_BYTES = 512 * 1024  # JSON answers read for the last known values of their booleans (learn.py)
 
 
 def _restamp(obs: Observation, when: dt.datetime) -> Observation:
@@ -78,6 +82,8 @@ class Detector:
         self._memo: OrderedDict[tuple, Observation] = OrderedDict()
         self.memo_size = memo_size
         self.policies = PolicyIndex(rules.rules)
+        # keys learned from the user's own click (learn.py): discovery's, so off unless a maintainer asks
+        self.learner = Learner(rules.by_id) if discover else None
 
     def rules_for(self, host: str) -> tuple[Rule, ...]:
         """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
@@ -95,6 +101,45 @@ class Detector:
         `side` "response" (a page or an API answer; `method` is the request's, None when unknown) or "request"
         (the body of the user's own POST/PUT/PATCH: only request-side keys are read, nothing is kept).
         `seen_by` names the eye that delivered the body ("network": the proxy; "page": the extension)."""
+        obs = self._detect(url, content_type, body, content_encoding, observed_at, rules, method, side, seen_by)
+        if self.learner is not None:
+            learned = self._learn(url, content_type, body, content_encoding, observed_at, method, side, seen_by, obs)
+            if learned:
+                obs = dataclasses.replace(obs, learned=tuple(learned))
+        return obs
+
+    def _learn(self, url, content_type, body, content_encoding, observed_at, method, side, seen_by,
+               obs: Observation) -> list[KeySuggestion]:
+        """Feed the learner (learn.py). Outside the memo: the same body seen again is still a new event. Never
+        raises: learning must not stop detection."""
+        try:
+            host = (urlsplit(url).hostname or "").lower().rstrip(".")
+            if not self.rules_for(host):
+                return []
+            when = observed_at or dt.datetime.now(dt.timezone.utc)
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            if seen_by == PAGE:
+                return self.learner.page(url, obs.findings, when)
+            if not body:
+                return []
+            if side == "request":
+                text, _ = read_body(body, content_type, content_encoding, self.max_bytes)
+                return self.learner.request(url, method, content_type, text, when) if text else []
+            ct = (content_type or "").lower()
+            if len(body) <= LEARN_MAX_BYTES and ("json" in ct or not ct or "text/plain" in ct):
+                text, _ = read_body(body, content_type, content_encoding, LEARN_MAX_BYTES)
+                if text and looks_like_json(text):
+                    self.learner.response(host, json.loads(text.lstrip("\ufeff")), when)
+        except (ValueError, RecursionError):
+            pass
+        except Exception as e:  # noqa: BLE001 - a bug here must not cost the user a finding
+            log.warning("learning a key failed: %s", type(e).__name__)
+        return []
+
+    def _detect(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
+                observed_at: dt.datetime | None = None, rules: tuple[Rule, ...] | None = None,
+                method: str | None = None, side: str = "response", seen_by: str = "network") -> Observation:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower().rstrip(".")
         if rules is None:

@@ -34,3 +34,18 @@ def public_suffix_problem(pattern: str) -> str | None:
         return (f"host {pattern!r} {what} the public suffix {base!r}: the CA would then sign for every site "
                 "under it; name the platform's own domain instead")
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def registrable_domain(host: str) -> str:
+    """The site a host belongs to (eTLD+1 by the Public Suffix List): www.x.com and api.x.com are both x.com.
+    An IP address or a bare suffix is its own site."""
+    import ipaddress
+
+    h = host_key(host)
+    try:
+        ipaddress.ip_address(h.strip("[]"))
+        return h
+    except ValueError:
+        pass
+    return _suffixes().get_sld(h, wildcard=True) or h
