@@ -4,7 +4,7 @@
     validate FILE         schema + semantic checks      test [ID...]     replay each rule's fixtures
     export FILE           the rules in force, as a pack import FILE         verify, validate, swap, report
     keygen DIR            an Ed25519 signing key pair   sign --key K F   write F.sig
-    diff A B              what changes between packs    suggest          discovered settings as rule drafts
+    diff A B              what changes between packs    suggest          discovered settings, learned keys: drafts
 
 Errors are one line on stderr. Exit codes: 0 fine, 1 the answer is "no" (invalid pack, failing rule test,
 packs differ), 2 unusable input (unreadable file, not JSON, bad key, refused import).
@@ -22,7 +22,7 @@ from ..ca import coverage_note
 from ..findings import POLICY_UPDATE, TOGGLE_OFF, TOGGLE_ON, TOGGLE_REENABLED
 from ..rule_tests import default_fixtures_dir, test_recording, test_rules
 from ..rules.diff import diff_packs
-from ..rules.drafts import TO_FILL, draft_pack
+from ..rules.drafts import KEY_TO_CHECK, TO_FILL, draft_pack, json_key_entry, learned_rules
 from ..rules.importing import ImportRefused, import_pack
 from ..rules.model import PackError, load_pack, shipped_pack, validate_pack
 from ..rules.packfile import PackFileError, canonical_bytes, export_form, read_pack_file, write_export
@@ -113,10 +113,11 @@ def register(sub) -> None:
     add_data_dir(dp)
     dp.set_defaults(func=cmd_diff)
 
-    up = rs.add_parser("suggest", help="settings that speak of AI but match no rule, as rule drafts",
+    up = rs.add_parser("suggest", help="settings that speak of AI but match no rule, and learned keys, as rule drafts",
                        description="Print the settings discovered on rule hosts (labels that speak of AI, models or "
-                                   "training but match no rule) as a draft pack. Fill in what stderr lists, then "
-                                   "`consentwatch rules validate` it.")
+                                   "training but match no rule) and the keys learned from your own clicks (a change "
+                                   "request field that flipped with a rule's switch) as a draft pack. Fill in what "
+                                   "stderr lists, then `consentwatch rules validate` it.")
     up.add_argument("--out", metavar="FILE", type=Path, help="write the draft pack here instead of stdout")
     add_data_dir(up)
     up.set_defaults(func=cmd_suggest)
@@ -368,14 +369,16 @@ def cmd_suggest(args) -> int:
     store = SuggestionStore(data_dir)
     try:
         suggestions = store.list()
+        learned = store.list_keys()
     finally:
         store.close()
-    if not suggestions:
+    if not suggestions and not learned:
         print("no suggestions yet: they are collected, when you ask for it, while `consentwatch run --discover` "
-              "(or `replay --discover`) sees settings on rule hosts that speak of AI but match no rule",
+              "(or `replay --discover`) sees settings on rule hosts that speak of AI but match no rule, or sees "
+              "you flip a rule's switch while the app sends the change",
               file=sys.stderr)
         return 0
-    pack = draft_pack(suggestions, rules, dt.date.today().isoformat())
+    pack = draft_pack(suggestions, rules, dt.date.today().isoformat(), learned)
     data = canonical_bytes(pack)
     if args.out:
         try:
@@ -389,9 +392,24 @@ def cmd_suggest(args) -> int:
     for s in suggestions:
         print(f"found: {s['host']}{s['path']}: \"{s['label']}\" (first seen {s.get('first_seen', '?')[:10]})",
               file=sys.stderr)
-    print("before `consentwatch rules validate`, fill in for each draft:", file=sys.stderr)
-    for item in TO_FILL:
-        print(f"  - {item}", file=sys.stderr)
+    if suggestions:
+        print("before `consentwatch rules validate`, fill in for each new draft:", file=sys.stderr)
+        for item in TO_FILL:
+            print(f"  - {item}", file=sys.stderr)
+    for k in learned:
+        means = "training on" if k["training_when"] else "training off"
+        entry = json_key_entry(k)
+        print(f"learned: {k['rule_id']}: {k['method']} {k['host']}{k['path']} {k['key']} (true means {means}), "
+              f"from a click on \"{k['label']}\" (first seen {k.get('first_seen', '?')[:10]})", file=sys.stderr)
+        if entry is not None:
+            print(f"  json_keys entry: {json.dumps(entry)}", file=sys.stderr)
+    for note in learned_rules(learned, rules)[1]:
+        print(f"note: {note}", file=sys.stderr)
+    if learned:
+        print("the draft pack holds each rule in force with its learned keys added; before merging them:",
+              file=sys.stderr)
+        for item in KEY_TO_CHECK:
+            print(f"  - {item}", file=sys.stderr)
     print("merge the finished rules into your pack (or the shipped pack.json), then `rules test` them.",
           file=sys.stderr)
     return 0

@@ -36,6 +36,9 @@ from .discovery import MAX_LABEL_CHARS
 from .json_settings import parse_form
 
 WINDOW = dt.timedelta(seconds=10)  # a click and its request: how far apart, either order
+# A request pairs at once only with a click this recent; else it waits for the page eye's next change. (The page
+# eye reports a click a moment after the app's request, so the change before a request may be an older one.)
+SOON = dt.timedelta(seconds=5)
 MAX_PENDING = 32  # switch changes, and change requests, waiting for their other half
 MAX_LEAVES = 64  # booleans read from one change request (a settings change carries a few)
 MAX_PRIOR_LEAVES = 4000  # booleans read from one JSON response
@@ -250,21 +253,26 @@ def _known_request_keys(rule: Rule | None) -> frozenset[str]:
 
 class Learner:
     """Pairs the page eye's switch changes with change requests. Thread-safe (the page eye and the proxy may feed
-    one Detector from two threads); everything in memory, bounded, expiring."""
+    one Detector from two threads); everything in memory, bounded, expiring.
+
+    A request pairs with one click at most: the newest change it matches up to SOON before it, else the first
+    change the page eye reports within WINDOW after it. Two flips of the same switch within the window can still pair a request with the
+    wrong one; the key then shows up with both polarities, and `rules suggest` leaves it out."""
 
     def __init__(self, rules_by_id: dict[str, Rule], window: dt.timedelta = WINDOW):
         self.rules_by_id = rules_by_id
         self.window = window
         self.priors = Priors()
         self._changes: deque[SwitchChange] = deque(maxlen=MAX_PENDING)
-        self._requests: deque[ChangeRequest] = deque(maxlen=MAX_PENDING)
+        self._requests: deque[list] = deque(maxlen=MAX_PENDING)  # [ChangeRequest, paired already]
         self._pages: OrderedDict[tuple[str, str, str], tuple[str, dt.datetime]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _expire(self, now: dt.datetime) -> None:
-        for q in (self._changes, self._requests):
-            while q and now - q[0].when > self.window:
-                q.popleft()
+        while self._changes and now - self._changes[0].when > self.window:
+            self._changes.popleft()
+        while self._requests and now - self._requests[0][0].when > self.window:
+            self._requests.popleft()
 
     def page(self, url: str, findings: list[Finding], when: dt.datetime) -> list[KeySuggestion]:
         """A page observation: its toggle findings, compared with the last observation of the same page and rule."""
@@ -287,8 +295,12 @@ class Learner:
                                       last[0], f.state, when)
                 self._expire(when)
                 self._changes.append(change)
-                out.extend(self._pair(change, r) for r in self._requests)
-        return [s for s in out if s is not None]
+                for entry in reversed(self._requests):
+                    if not entry[1]:
+                        entry[1], learned = self._pair(change, entry[0])
+                        if learned is not None:
+                            out.append(learned)
+        return out
 
     def request(self, url: str, method: str | None, content_type: str, text: str, when: dt.datetime) \
             -> list[KeySuggestion]:
@@ -307,9 +319,15 @@ class Learner:
             if not (req.flipped or req.unknown):
                 return []
             self._expire(when)
-            self._requests.append(req)
-            out = [self._pair(c, req) for c in self._changes]
-        return [s for s in out if s is not None]
+            entry = [req, False]
+            self._requests.append(entry)
+            for change in reversed(self._changes):
+                if when - change.when > SOON:
+                    break  # waits for the page eye's report of its click (`page`)
+                entry[1], learned = self._pair(change, req)
+                if entry[1]:
+                    return [learned] if learned is not None else []
+        return []
 
     def response(self, host: str, doc: object, when: dt.datetime) -> None:
         """A JSON document the app fetched: the last known value of its boolean fields."""
@@ -317,12 +335,13 @@ class Learner:
         with self._lock:
             self.priors.update(registrable_domain(host), leaves, when)
 
-    def _pair(self, change: SwitchChange, req: ChangeRequest) -> KeySuggestion | None:
+    def _pair(self, change: SwitchChange, req: ChangeRequest) -> tuple[bool, KeySuggestion | None]:
+        """(paired, suggestion): a pair whose field the rule reads already is paired, with nothing to suggest."""
         hit = match(change, req, self.window)
         if hit is None:
-            return None
+            return False, None
         key, training_when = hit
         if key.rsplit(".", 1)[-1] in _known_request_keys(self.rules_by_id.get(change.rule_id)):
-            return None  # the rule reads this field already
-        return KeySuggestion(change.rule_id, change.platform, req.host, req.path, req.method, key, training_when,
-                             change.label, max(change.when, req.when).isoformat(timespec="seconds"))
+            return True, None
+        return True, KeySuggestion(change.rule_id, change.platform, req.host, req.path, req.method, key,
+                                   training_when, change.label, max(change.when, req.when).isoformat(timespec="seconds"))

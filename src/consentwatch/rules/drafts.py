@@ -1,11 +1,15 @@
-"""`rules suggest`: settings discovered on rule hosts (labels that speak of AI but match no rule) as rule drafts.
+"""`rules suggest`: settings discovered on rule hosts (labels that speak of AI but match no rule) as rule drafts,
+and keys learned from the user's own click as draft `json_keys` entries of the rules in force.
 
 A draft holds what discovery knows (host, path, label) and placeholders for the rest; TO_FILL lists what a
-maintainer must add before `consentwatch rules validate` accepts it.
+maintainer must add before `consentwatch rules validate` accepts it. A learned key becomes a request-side
+`json_keys` entry (endpoint, method, key, `within`, polarity) added to a copy of its rule, so the draft pack
+validates as it is and `rules diff @installed DRAFT` shows exactly what would change.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Callable
 
@@ -64,10 +68,81 @@ def _draft(s: dict, rules_by_host: Callable[[str], tuple[Rule, ...]], today: str
     }
 
 
-def draft_pack(suggestions: list[dict], rules: RuleSet, today: str) -> dict:
-    """One draft rule per stored suggestion, as a pack; ids never collide with the rules in force."""
+KEY_TO_CHECK = [
+    ("a learned key comes from one click on one account: before it goes into the pack, confirm it with a capture "
+     "(`consentwatch capture`) that flips the switch both ways, and add that capture as a fixture"),
+    "paths: generalise the endpoint (replace account names or ids with *)",
+]
+_JSON_KEY = re.compile(r"[A-Za-z0-9_.$-]{2,100}")  # the schema's json_key.key
+_ENDPOINT = re.compile(r"/[^?#\s]{0,299}")
+
+
+def json_key_entry(k: dict) -> dict | None:
+    """A learned key (store/suggestions.py) as a request-side `json_keys` entry, or None when the schema could not
+    hold it (a one-letter key, an odd endpoint)."""
+    *within, leaf = k["key"].split(".")
+    if not _JSON_KEY.fullmatch(leaf) or not _ENDPOINT.fullmatch(k["path"]):
+        return None
+    entry = {"key": leaf, "training_when": bool(k["training_when"]), "in": "request", "paths": [k["path"]],
+             "methods": [k["method"]]}
+    if within:
+        entry["within"] = [".".join(within[-8:])]
+    return entry
+
+
+def learned_rules(learned: list[dict], rules: RuleSet) -> tuple[list[dict], list[str]]:
+    """Copies of the rules in force, each with its learned keys added to `setting.json_keys`; and notes on what
+    was left out (a rule no longer in force, a key seen with both polarities, one the schema cannot hold)."""
+    by_rule: dict[str, list[dict]] = {}
+    for k in learned:
+        by_rule.setdefault(k["rule_id"], []).append(k)
+    out: list[dict] = []
+    notes: list[str] = []
+    for rid, keys in by_rule.items():
+        rule = rules.by_id.get(rid)
+        if rule is None:
+            notes.append(f"{rid}: not in the rules in force any more; its learned keys are left out")
+            continue
+        polarities: dict[tuple, set[bool]] = {}
+        for k in keys:
+            polarities.setdefault((k["method"], k["host"], k["path"], k["key"]), set()).add(bool(k["training_when"]))
+        data = copy.deepcopy(rule.data)
+        setting = data.setdefault("setting", {"name": rule.setting_name})
+        entries = setting.setdefault("json_keys", [])
+        added = 0
+        for k in keys:
+            where = (k["method"], k["host"], k["path"], k["key"])
+            if len(polarities[where]) > 1:
+                note = f"{rid}: {k['key']} at {k['host']}{k['path']} was seen with both polarities; left out"
+                if note not in notes:
+                    notes.append(note)
+                continue
+            entry = json_key_entry(k)
+            if entry is None:
+                notes.append(f"{rid}: {k['key']} at {k['host']}{k['path']} cannot be a json_keys entry; left out")
+                continue
+            if entry in entries:
+                continue
+            entries.append(entry)
+            added += 1
+            if k["host"] not in data["hosts"]:
+                data["hosts"].append(k["host"])
+            data["seen_via"].append({
+                "eye": "network", "evidence": "unverified",
+                "where": (f"{k['method']} {k['host']}{k['path']}: {k['key']} (learned from a click on "
+                          f"\"{k['label']}\")")[:400]})
+        if added:
+            data["min_engine"] = max(data.get("min_engine", 1), 2)  # request-side keys need engine 2
+            out.append(data)
+    return out, notes
+
+
+def draft_pack(suggestions: list[dict], rules: RuleSet, today: str, learned: list[dict] | None = None) -> dict:
+    """One draft rule per stored suggestion, and the rules in force that learned keys, as a pack; ids of new
+    drafts never collide with the rules in force."""
     taken = {r.id for r in rules.rules}
     drafts = [_draft(s, rules.for_host, today, taken) for s in suggestions]
+    drafts += learned_rules(learned or [], rules)[0]
     return {"$schema": "./schema.json", "format": PACK_FORMAT, "version": f"draft-{today}",
             "description": "Drafts from `consentwatch rules suggest`: fill in what each rule needs, then validate.",
             "rules": drafts}
