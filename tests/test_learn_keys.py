@@ -172,7 +172,7 @@ def rules():
 
 @pytest.mark.parametrize("request_first", [True, False], ids=["request-then-page", "page-then-request"])
 def test_the_detector_learns_the_key_in_either_order(rules, request_first):
-    [k] = feed(Detector(rules, discover=True), request_first)
+    [k] = feed(Detector(rules, learn=True), request_first)
     assert k.to_dict() == {"rule_id": RULE, "platform": "pinterest", "host": "www.pinterest.com",
                            "path": "/resource/UserSettingsResource/update/", "method": "PATCH",
                            "key": "settings.allow_ai_training", "training_when": True, "label": LABEL,
@@ -183,7 +183,7 @@ def test_the_detector_learns_the_key_in_either_order(rules, request_first):
 def test_a_request_long_after_a_change_waits_for_the_click_the_page_eye_reports_next(rules):
     """The page loaded with the switch in another state than last seen (changed elsewhere): that is no click. The
     user's click then sends its request before the page eye reports it: the request pairs with the click."""
-    d = Detector(rules, discover=True)
+    d = Detector(rules, learn=True)
     d.detect(PAGE, "text/html", region(False), observed_at=s(0), seen_by="page")
     d.detect(STATE, "application/json", settings_json(True), observed_at=s(59))
     assert d.detect(PAGE, "text/html", region(True), observed_at=s(60), seen_by="page").learned == ()  # reloaded
@@ -194,16 +194,16 @@ def test_a_request_long_after_a_change_waits_for_the_click_the_page_eye_reports_
 
 
 def test_the_detector_learns_nothing_too_late_on_another_site_or_with_discovery_off(rules):
-    assert feed(Detector(rules, discover=True), True, gap=WINDOW.total_seconds() + 2) == []
+    assert feed(Detector(rules, learn=True), True, gap=WINDOW.total_seconds() + 2) == []
     # linkedin is a rule host too, but another site than the Pinterest page
-    assert feed(Detector(rules, discover=True), True, host="www.linkedin.com") == []
-    off = Detector(rules, discover=False)
+    assert feed(Detector(rules, learn=True), True, host="www.linkedin.com") == []
+    off = Detector(rules)  # a Detector learns only when asked (Watch asks with discovery on: see below)
     assert off.learner is None and feed(off, True) == []
 
 
 def test_a_field_the_rule_reads_already_is_not_suggested_again(rules):
     """X's rule reads allowXaiDataSharing in the opt-out mutation: a click there teaches nothing new."""
-    d = Detector(rules, discover=True)
+    d = Detector(rules, learn=True)
     x_page = "https://x.com/settings/grok_settings"
     label = "Allow your public data as well as your interactions, inputs, and results with Grok and xAI to be used for training and fine-tuning"
 
@@ -330,6 +330,20 @@ def test_through_the_addon_and_its_worker_process(data_dir, discover):
     else:
         assert keys == []
     assert CANARY.encode() not in every_byte(data_dir)
+
+
+def test_with_discovery_the_request_hook_reads_change_requests_to_every_rule_host_and_no_other(data_dir):
+    a = ConsentWatch()
+    with taddons.context(a) as tctx:
+        for discover, expected in ((False, 0), (True, 1)):
+            tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_detect_process=False,
+                           consentwatch_discover=discover)
+            a.inspected = 0
+            a.request(flow("PATCH", UPDATE, patch_body(False)))  # pinterest's rule reads no request
+            a.request(flow("GET", UPDATE, b""))
+            a.request(flow("PATCH", "https://bank.example/transfer", patch_body(False)))
+            a._drain()
+            assert a.inspected == expected, discover
 
 
 # -- `rules suggest`: a draft json_keys entry for the rule --------------------------------------------------------

@@ -66,7 +66,8 @@ class ConsentWatch:
                           "Most decoded bytes of one response that consentwatch inspects.")
         loader.add_option("consentwatch_discover", bool, False,
                           "For rule maintainers: keep the short labels of AI settings no rule knows yet (host, path "
-                          "and the control's own label, nothing else from the page) for `consentwatch rules suggest`.")
+                          "and the control's own label, nothing else from the page), and the change-request field "
+                          "that flips with a rule's switch (endpoint, key, polarity), for `consentwatch rules suggest`.")
         loader.add_option("consentwatch_detect_process", bool, True,
                           "Run detection in a worker process, so pages being inspected do not slow the proxy down "
                           "(off: a thread of the proxy process, where the detectors' linear-time patterns and "
@@ -169,7 +170,8 @@ class ConsentWatch:
                                                job_timeout=ctx.options.consentwatch_detect_timeout or None,
                                                # the worker builds its own Detector: it needs the choice too
                                                make_detector=functools.partial(self.make_detector,
-                                                                               discover=watch.discover))
+                                                                               discover=watch.discover,
+                                                                               learn=watch.discover))
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
                 log.warning("no detection worker process (%s); detecting in a thread", e)
 

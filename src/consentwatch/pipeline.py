@@ -55,7 +55,7 @@ class Watch:
         # a start: an unusable rules.json is set aside here; later changes come through set_rules (reload())
         self.rules = rules if rules is not None else self.rule_store.load()
         self.rules_stamp = self.rule_store.stamp()  # the rules.json these rules came from (see RulesReloader)
-        self.detector = Detector(self.rules, region, max_bytes, discover=discover)
+        self.detector = Detector(self.rules, region, max_bytes, discover=discover, learn=discover)
         self.state = StateStore(self.data_dir, region)
         self.listeners: list[Listener] = []
         self.errors: Counter[str] = Counter()  # detection errors by rule set/host, for /v1/health
@@ -71,12 +71,13 @@ class Watch:
         self.region = region
         self.state.region = region
         self.discover = discover
-        self.detector = Detector(self.rules, region, max_bytes, discover=discover)
+        self.detector = Detector(self.rules, region, max_bytes, discover=discover, learn=discover)
 
     def set_rules(self, rules: RuleSet) -> None:
         """Swap the rules in force (after an import). The detector is replaced whole: no half-updated state."""
         self.rules = rules
-        self.detector = Detector(rules, self.region, self.detector.max_bytes, discover=self.discover)
+        self.detector = Detector(rules, self.region, self.detector.max_bytes, discover=self.discover,
+                                 learn=self.discover)
 
     def process(self, url: str, content_type: str, body: bytes | None, content_encoding: str = "",
                 observed_at: dt.datetime | None = None, host: str | None = None, method: str | None = None,

@@ -29,8 +29,9 @@ def register(sub) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
                    help="any mitmproxy option, as with mitmdump --set (repeatable), e.g. server_replay=FILE.flow")
     p.add_argument("--discover", action="store_true",
-                   help="for rule maintainers: keep the short labels of AI settings no rule knows yet, for "
-                        "`consentwatch rules suggest` (off by default: they are text from pages)")
+                   help="for rule maintainers: keep the short labels of AI settings no rule knows yet, and the "
+                        "request field (endpoint, key, polarity) that changed when you flipped a rule's switch, for "
+                        "`consentwatch rules suggest` (off by default: they come from your pages and requests)")
     p.add_argument("--renew-ca", action="store_true",
                    help="make a new CA for the current rule domains (then trust it and remove the old one)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

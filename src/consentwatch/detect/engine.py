@@ -71,7 +71,7 @@ def _restamp(obs: Observation, when: dt.datetime) -> Observation:
 
 class Detector:
     def __init__(self, rules: RuleSet, region: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
-                 discover: bool = True, memo_size: int = MEMO_SIZE):
+                 discover: bool = True, memo_size: int = MEMO_SIZE, learn: bool = False):
         self.rules = rules
         self.region = normalize_region(region)  # "de" and "uk" mean DE and GB here too
         self.max_bytes = max_bytes
@@ -82,8 +82,8 @@ class Detector:
         self._memo: OrderedDict[tuple, Observation] = OrderedDict()
         self.memo_size = memo_size
         self.policies = PolicyIndex(rules.rules)
-        # keys learned from the user's own click (learn.py): discovery's, so off unless a maintainer asks
-        self.learner = Learner(rules.by_id) if discover else None
+        # keys learned from the user's own click (learn.py): on with discovery (`run --discover`), never by default
+        self.learner = Learner(rules.by_id) if learn else None
 
     def rules_for(self, host: str) -> tuple[Rule, ...]:
         """The fast path: one dict lookup. An empty tuple means the flow is not ours; nothing is decoded."""
