@@ -122,8 +122,9 @@ def test_booleans_in_lists_nested_json_and_forms():
     assert request_flags("settings%5Bai_training%5D=off&csrf=" + CANARY, "application/x-www-form-urlencoded") == \
         {("settings", "ai_training"): (False, True)}
     assert request_flags("not json {", "application/json") == {}
-    # keys a rule could not name are not read
-    assert flags({"a.b": True, "with space": False, "ok_key": True}) == {("ok_key",): (True, True)}
+    # keys a rule could not name, and keys that look like ids (an account's), are not read
+    assert flags({"a.b": True, "with space": False, "ok_key": True, "users": {"u_48213": {"ai": False}}}) == \
+        {("ok_key",): (True, True)}
 
 
 def test_a_switch_that_did_not_change_is_no_event():

@@ -52,6 +52,8 @@ MAX_NESTED = 16  # JSON documents inside string values (GraphQL variables sent a
 MAX_DEPTH = 9  # a key and 8 keys above it (a `within` path is at most 8 keys)
 # what a rule's `json_keys` can name (schema: key and within segments)
 KEY_NAME = re.compile(r"[A-Za-z0-9_$-]{1,100}")
+# a key that looks like an id (two digits in a row, as discovery's labels): an account's, never a setting's name
+_ID_LIKE = re.compile(r"\d\d")
 # two-valued words (the JSON readers' as_bool accepts them): "strong" like true/false
 _WORDS = {"true": True, "false": False, "on": True, "off": False, "yes": True, "no": False, "enabled": True,
           "disabled": False, "enable": True, "disable": False, "allowed": True, "denied": False, "allow": True,
@@ -128,7 +130,7 @@ def as_flag(value: object) -> tuple[bool, bool] | None:
 def flags(doc: object, limit: int = MAX_LEAVES) -> dict[Path, tuple[bool, bool]]:
     """Every boolean-like leaf of a JSON-like document: path of object keys (list positions left out) ->
     (value, strong). A path seen with both values (items of a list) is left out: it names no one field.
-    Keys a rule could not name (dots, brackets, spaces) end the walk below them. String values that are JSON
+    Keys a rule could not name (dots, brackets, spaces) or that look like ids end the walk below them. String values that are JSON
     documents are read too. Iterative and bounded."""
     out: dict[Path, tuple[bool, bool]] = {}
     mixed: set[Path] = set()
@@ -141,7 +143,7 @@ def flags(doc: object, limit: int = MAX_LEAVES) -> dict[Path, tuple[bool, bool]]
             if len(path) >= MAX_DEPTH:
                 continue
             for k, v in node.items():
-                if not isinstance(k, str) or not KEY_NAME.fullmatch(k):
+                if not isinstance(k, str) or not KEY_NAME.fullmatch(k) or _ID_LIKE.search(k):
                     continue
                 if isinstance(v, (dict, list)):
                     stack.append((v, path + (k,)))
