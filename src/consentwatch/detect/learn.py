@@ -3,8 +3,8 @@
 Nobody who writes the rules can see every platform's logged-in settings app, and the field an app sends when
 its switch flips is rarely documented (research/real-traffic.md). The user's own browser sees both halves: the
 page eye reads the switch (its rule's label, its state), and the network eye reads the change request the app
-sends a moment later. When the page eye sees a rule's switch go from one state to the other and, within
-`WINDOW` either way, a POST/PUT/PATCH to the same site carries a boolean (or a two-valued word: on/off,
+sends a moment later. When the page eye sees a rule's switch go from one state to the other and, close to it
+(its report up to `WINDOW` after the request, or the request up to `SOON` after the report), a POST/PUT/PATCH to the same site carries a boolean (or a two-valued word: on/off,
 enabled/disabled, ...) that changed the same way, that field is a candidate `json_keys` entry for the rule:
 endpoint path, the field's dotted path in the body, and which value means training. Nothing else of the body
 is kept: not its other fields, not the value beyond the polarity it implies.
