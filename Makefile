@@ -36,13 +36,14 @@ lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test --universal --python-version 3.12 \
 	  --generate-hashes --upgrade -q -o requirements.lock
 
-# The real browser for the extension tests: Debian's chromium (Playwright's own download fails offline).
+# The real browsers for the extension tests: Debian's chromium and firefox-esr (Playwright's own downloads fail
+# offline; Firefox is driven over Marionette, loaded with web-ext from extension/node_modules).
 browser:
-	@(command -v chromium && command -v certutil) >/dev/null 2>&1 || { \
+	@(command -v chromium && command -v firefox-esr && command -v certutil) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get install -y -q chromium libnss3-tools wrk >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null && apt-get install -y -q chromium libnss3-tools wrk >/dev/null)); \
-	  else echo "install chromium (and libnss3-tools, wrk) with your package manager"; fi; }
+	    (apt-get install -y -q chromium firefox-esr libnss3-tools wrk >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium firefox-esr libnss3-tools wrk >/dev/null)); \
+	  else echo "install chromium, firefox-esr (and libnss3-tools, wrk) with your package manager"; fi; }
 	@command -v npx >/dev/null 2>&1 && [ -x extension/node_modules/.bin/web-ext ] || \
 	  (cd extension && npm install --no-audit --no-fund --silent >/dev/null 2>&1) || true
 

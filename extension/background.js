@@ -41,7 +41,8 @@ const apiFetch = makeApiFetch();
 const getSettings = () => readSettings(ext.storage.local, CW);
 const sanitize = (w) => CW.sanitizeWarning(w);
 const tabs = new TabTracker(session);
-const routing = new Routing({ proxy: ext.proxy, local: ext.storage.local, isFirefox: IS_FIREFOX, apiFetch, getSettings });
+const routing = new Routing({ proxy: ext.proxy, local: ext.storage.local, isFirefox: IS_FIREFOX, apiFetch, getSettings,
+  privateAllowed: () => ext.extension.isAllowedIncognitoAccess() });
 const dynamic = new DynamicScripts({ scripting: ext.scripting, permissions: ext.permissions, files: CONTENT_FILES,
   staticHosts: STATIC_HOSTS, hostMatches: CW.hostMatches });
 

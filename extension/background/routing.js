@@ -18,6 +18,16 @@ export function pacDataUrl(pac) {
   return `data:application/x-ns-proxy-autoconfig;base64,${btoa(bin)}`;
 }
 
+/* Firefox applies an add-on's proxy to private windows too, so it lets only add-ons allowed there set it; without
+ * that, proxy.settings.set fails with the bare "proxy.settings requires private browsing permission.". */
+export const PRIVATE_BROWSING_NEEDED = 'Firefox lets consentwatch route the platforms only if it may run in private windows. '
+  + 'To allow it: open about:addons → consentwatch → Run in Private Windows → Allow.';
+
+/** Firefox's refusal, in words that say where to fix it; any other error as it is. */
+export function firefoxProxyError(e) {
+  return /private browsing permission/i.test(String(e && e.message)) ? new Error(PRIVATE_BROWSING_NEEDED) : e;
+}
+
 /** Why the switch cannot work here (someone else holds the proxy setting), or null. */
 export function blockedBy(level) {
   if (level === 'controlled_by_other_extensions') return 'Another extension controls your proxy settings.';
@@ -26,8 +36,18 @@ export function blockedBy(level) {
 }
 
 export class Routing {
-  constructor({ proxy, local, isFirefox, apiFetch, getSettings }) {
-    Object.assign(this, { proxy, local, isFirefox, apiFetch, getSettings });
+  constructor({ proxy, local, isFirefox, apiFetch, getSettings, privateAllowed = null }) {
+    Object.assign(this, { proxy, local, isFirefox, apiFetch, getSettings, privateAllowed });
+  }
+
+  /** Firefox only: may this add-on set the proxy (is it allowed in private windows)? Elsewhere always true. */
+  async mayRoute() {
+    if (!this.isFirefox || !this.privateAllowed) return true;
+    try {
+      return Boolean(await this.privateAllowed());
+    } catch {
+      return true; // unknown: let proxy.settings.set say
+    }
   }
 
   async level() {
@@ -45,7 +65,8 @@ export class Routing {
 
   async setPac(pac) {
     if (this.isFirefox) {
-      await this.proxy.settings.set({ value: { proxyType: 'autoConfig', autoConfigUrl: pacDataUrl(pac) } });
+      await this.proxy.settings.set({ value: { proxyType: 'autoConfig', autoConfigUrl: pacDataUrl(pac) } })
+        .catch((e) => { throw firefoxProxyError(e); });
     } else {
       await this.proxy.settings.set({ value: { mode: 'pac_script', pacScript: { data: pac, mandatory: false } }, scope: 'regular' });
     }
@@ -60,18 +81,22 @@ export class Routing {
     const { routing = {} } = await this.local.get('routing');
     const { level, value } = await this.level();
     const ours = level === 'controlled_by_this_extension';
-    const blocked = blockedBy(level);
+    const mayRoute = await this.mayRoute();
+    const blocked = blockedBy(level) || (mayRoute ? null : PRIVATE_BROWSING_NEEDED);
+    // an earlier refusal for want of the private-windows permission is stale once it is given
+    const stored = routing.error === PRIVATE_BROWSING_NEEDED && mayRoute ? null : routing.error;
     return {
       enabled: Boolean(routing.enabled) && ours,
       wanted: Boolean(routing.enabled),
       appliedAt: routing.appliedAt || null,
-      error: routing.error || (routing.enabled && !ours ? blocked : null),
+      error: stored || (routing.enabled && !ours ? blocked : null),
       blockedBy: blocked,
       mode: value ? value.mode || value.proxyType || null : null,
     };
   }
 
   async enable(apiBase, token) {
+    if (!(await this.mayRoute())) throw new Error(PRIVATE_BROWSING_NEEDED);
     const pac = await this.apiFetch(apiBase, '/v1/proxy.pac', { token, as: 'text' });
     if (!usablePac(pac)) throw new Error('consentwatch sent an unusable PAC script');
     await this.setPac(pac);
