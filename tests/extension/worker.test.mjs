@@ -7,7 +7,7 @@ import '../../extension/lib/common.js';
 import { Backoff } from '../../extension/background/backoff.js';
 import { SessionArea, StateStore, applyEvent, cleanWarnings, serial } from '../../extension/background/state.js';
 import { TabTracker, pushToTabs, warningsForHost } from '../../extension/background/tabs.js';
-import { Routing, blockedBy, pacDataUrl, usablePac } from '../../extension/background/routing.js';
+import { PRIVATE_BROWSING_NEEDED, Routing, blockedBy, pacDataUrl, usablePac } from '../../extension/background/routing.js';
 import { badgeView } from '../../extension/background/badge.js';
 import { ApiError, makeApiFetch } from '../../extension/background/api.js';
 import { makeDispatcher, makeHandlers } from '../../extension/background/messages.js';
@@ -174,6 +174,45 @@ test('PAC: only a PAC script is applied; Firefox gets it as a data: URL that dec
   const st = await routing.status();
   assert.equal(st.enabled, false);
   assert.match(st.blockedBy, /Another extension/);
+});
+
+test('Firefox: routing needs the private-windows permission, and the popup is told so and where to give it', async () => {
+  const pac = 'function FindProxyForURL(url, host) { return "DIRECT"; }';
+  let level = 'controllable_by_this_extension';
+  let allowed = false;
+  const set = [];
+  // Firefox's proxy.settings: set() refuses an add-on not allowed in private windows, with its raw words
+  const proxy = { settings: {
+    get: async () => ({ levelOfControl: level, value: { proxyType: level === 'controlled_by_this_extension' ? 'autoConfig' : 'system' } }),
+    set: async (v) => {
+      if (!allowed) throw new Error('proxy.settings requires private browsing permission.');
+      set.push(v);
+      level = 'controlled_by_this_extension';
+    },
+    clear: async () => { level = 'controllable_by_this_extension'; },
+  } };
+  const local = { data: {}, async get(k) { return { [k]: this.data[k] }; }, async set(o) { Object.assign(this.data, o); } };
+  let knows = true; // whether extension.isAllowedIncognitoAccess() tells the truth
+  const routing = new Routing({ proxy, local, isFirefox: true, apiFetch: async () => pac,
+    getSettings: async () => ({ apiBase: 'http://127.0.0.1:1', token: 't' }), privateAllowed: async () => (knows ? allowed : true) });
+
+  assert.match(PRIVATE_BROWSING_NEEDED, /about:addons → consentwatch → Run in Private Windows → Allow/);
+  let st = await routing.status();
+  assert.equal(st.blockedBy, PRIVATE_BROWSING_NEEDED); // before anyone tries: the popup can say it at once
+  await assert.rejects(routing.set(true), (e) => e.message === PRIVATE_BROWSING_NEEDED);
+  assert.deepEqual(set, []);
+  assert.equal(local.data.routing.error, PRIVATE_BROWSING_NEEDED);
+
+  knows = false; // the raw refusal from set() is put in the same words
+  await assert.rejects(routing.set(true), (e) => e.message === PRIVATE_BROWSING_NEEDED);
+
+  knows = true;
+  allowed = true; // allowed in about:addons: the stale refusal goes, and the switch works
+  st = await routing.status();
+  assert.equal(st.blockedBy, null);
+  assert.equal(st.error, null);
+  assert.equal((await routing.set(true)).enabled, true);
+  assert.ok(set[0].value.autoConfigUrl.startsWith('data:application/x-ns-proxy-autoconfig;base64,'));
 });
 
 test('the API client: token as a bearer header, JSON bodies, one error kind per failure', async () => {
