@@ -198,6 +198,13 @@ def test_popup_lists_the_warning(ff, run, artifacts):
     ff.screenshot(artifacts / "firefox-popup.png")
 
 
+def test_other_sites_go_direct_not_through_the_proxy(ff):
+    # With every DNS answer 127.0.0.1 in this Firefox, a DIRECT request fails to connect there; one sent to the
+    # proxy would fail differently (the proxy answers it).
+    with pytest.raises(Exception, match=r"about:neterror\?e=connectionFailure.*example\.org"):
+        ff.m.navigate("https://example.org/")
+
+
 def test_switching_routing_off_gives_the_proxy_setting_back(ff):
     from marionette_driver.by import By
 
