@@ -182,10 +182,27 @@ class ExtFirefox:
     def open_ext_page(self, path: str) -> None:
         self.m.navigate(self.base + path)
 
+    def look(self, css: str) -> dict | None:
+        """What the first element matching css shows now, read in one go (pages redraw: an element handle held
+        across a redraw goes stale): its text (an open shadow root's too), whether it is shown, checked,
+        disabled, and its data-platform. None when there is no such element."""
+        return self.m.execute_script("""
+            const el = document.querySelector(arguments[0]);
+            if (!el) return null;
+            const root = el.shadowRoot;
+            const text = root ? Array.from(root.children).map((c) => c.innerText || '').join('\\n') : el.innerText;
+            const shown = Boolean(el.getClientRects().length) && getComputedStyle(el).visibility !== 'hidden';
+            return { text: text.trim(), shown, checked: Boolean(el.checked), disabled: Boolean(el.disabled),
+                     platform: el.getAttribute('data-platform') };""", script_args=[css])
+
     def text(self, css: str) -> str:
+        got = self.look(css)
+        return got["text"] if got else ""
+
+    def click(self, css: str) -> None:
         from marionette_driver.by import By
 
-        return self.m.find_element(By.CSS_SELECTOR, css).text
+        self.m.find_element(By.CSS_SELECTOR, css).click()
 
     def wait_css(self, css: str, timeout: float = 15.0, displayed: bool = True):
         from marionette_driver.by import By

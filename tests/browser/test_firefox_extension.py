@@ -63,8 +63,8 @@ def warnings(run) -> list[dict]:
 
 
 def routing_error(ff: ExtFirefox) -> str:
-    el = ff.wait_css("#routing-error", displayed=False)
-    return el.text if el.is_displayed() else ""
+    got = ff.look("#routing-error")
+    return got["text"] if got and got["shown"] else ""
 
 
 def test_pairing_by_pasting_the_token_in_the_options_page(ff, run):
@@ -90,8 +90,8 @@ def test_popup_says_why_routing_needs_private_windows_and_where_to_allow_it(ff, 
     message = wait_until(lambda: routing_error(ff), 15, what="the routing explanation")
     assert "private windows" in message and ABOUT_ADDONS_PATH in message, message
     assert "proxy.settings requires" not in message  # not Firefox's raw text
-    toggle = ff.wait_css("#routing-toggle")
-    assert not toggle.is_selected() and not toggle.is_enabled()  # it cannot work until allowed: not offered
+    toggle = ff.look("#routing-toggle")
+    assert not toggle["checked"] and toggle["disabled"], toggle  # it cannot work until allowed: not offered
     ff.screenshot(artifacts / "firefox-popup-private-windows.png")
 
     # The explanation is not a guess: Firefox really refuses the proxy to this add-on ...
@@ -122,12 +122,11 @@ def test_allowing_it_in_about_addons_lets_the_switch_route_the_platforms(ff, run
                20, what="the add-on to run again, allowed in private windows")
 
     ff.open_ext_page("popup.html")
-    toggle = wait_until(lambda: (t := ff.wait_css("#routing-toggle")).is_enabled() and t, 20,
-                        what="the switch to be offered")
+    wait_until(lambda: (t := ff.look("#routing-toggle")) and not t["disabled"], 20, what="the switch to be offered")
     assert routing_error(ff) == ""  # the explanation is gone once it no longer applies
-    toggle.click()
-    wait_until(lambda: ff.m.find_element(By.ID, "routing-toggle").is_selected() and "Only the watched platforms"
-               in ff.text("#routing-help"), 15, what="the switch to stay on")
+    ff.click("#routing-toggle")
+    wait_until(lambda: ff.look("#routing-toggle")["checked"] and "Only the watched platforms" in ff.text("#routing-help"),
+               15, what="the switch to stay on")
     assert routing_error(ff) == ""
 
     setting = ff.ext_call("browser.proxy.settings.get({})")["value"]
@@ -149,15 +148,8 @@ def server_cert(ff: ExtFirefox) -> dict:
 
 
 def banner_text(ff: ExtFirefox) -> str | None:
-    """The LinkedIn banner's text, or None (not there yet, or being drawn again as warnings arrive)."""
-    from marionette_driver.by import By
-    from marionette_driver.errors import NoSuchElementException, StaleElementException
-
-    try:
-        el = ff.m.find_element(By.CSS_SELECTOR, "[data-consentwatch-banner]")
-        return el.text if el.get_attribute("data-platform") == "linkedin" else None
-    except (NoSuchElementException, StaleElementException):
-        return None
+    got = ff.look("[data-consentwatch-banner]")
+    return got["text"] if got and got["platform"] == "linkedin" else None
 
 
 def test_selftest_page_proves_the_route_and_the_trusted_ca(ff, run):
@@ -193,8 +185,8 @@ def test_popup_lists_the_warning(ff, run, artifacts):
     ff.open_ext_page("popup.html")
     wait_until(lambda: re.fullmatch(r"Watching · \d+ warnings?", ff.text("#status-text")), 20,
                what="the popup to count the warnings")
-    card = ff.wait_css(f"section.group[data-platform=linkedin] article[data-warning-id='{w['id']}']")
-    assert w["title"] in card.text
+    card = f"section.group[data-platform=linkedin] article[data-warning-id='{w['id']}']"
+    wait_until(lambda: w["title"] in ff.text(card), 15, what="the LinkedIn warning in the popup")
     ff.screenshot(artifacts / "firefox-popup.png")
 
 
@@ -206,12 +198,10 @@ def test_other_sites_go_direct_not_through_the_proxy(ff):
 
 
 def test_switching_routing_off_gives_the_proxy_setting_back(ff):
-    from marionette_driver.by import By
-
     ff.open_ext_page("popup.html")
-    toggle = ff.wait_css("#routing-toggle")
-    assert toggle.is_selected()
-    toggle.click()
+    wait_until(lambda: (t := ff.look("#routing-toggle")) and t["checked"] and not t["disabled"], 15,
+               what="the switch, on")
+    ff.click("#routing-toggle")
     wait_until(lambda: ff.ext_call("browser.proxy.settings.get({})")["value"]["levelOfControl"]
                != "controlled_by_this_extension", 15, what="the proxy setting to be given back")
-    assert not ff.m.find_element(By.ID, "routing-toggle").is_selected()
+    wait_until(lambda: not ff.look("#routing-toggle")["checked"], 15, what="the switch, off")
