@@ -20,8 +20,8 @@ export function pacDataUrl(pac) {
 
 /* Firefox applies an add-on's proxy to private windows too, so it lets only add-ons allowed there set it; without
  * that, proxy.settings.set fails with the bare "proxy.settings requires private browsing permission.". */
-export const PRIVATE_BROWSING_NEEDED = 'Firefox lets consentwatch route the platforms only if it may run in private windows. '
-  + 'To allow it: open about:addons → consentwatch → Run in Private Windows → Allow.';
+export const PRIVATE_BROWSING_NEEDED = 'Firefox lets consentwatch route the platforms only if it may run in private '
+  + 'windows. To allow it: open about:addons → consentwatch → Run in Private Windows → Allow.';
 
 /** Firefox's refusal, in words that say where to fix it; any other error as it is. */
 export function firefoxProxyError(e) {

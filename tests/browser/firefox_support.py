@@ -87,7 +87,8 @@ def trust_ca(profile: Path, home: Path, data_dir: Path) -> str:
         [str(consentwatch_bin()), "trust", "--browser", "firefox", "--firefox-profile", str(profile),
          "--data-dir", str(data_dir)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(home)})
-    assert out.returncode == 0 and (profile / "cert9.db").exists(), f"consentwatch trust failed:\n{out.stdout}{out.stderr}"
+    assert out.returncode == 0 and (profile / "cert9.db").exists(), \
+        f"consentwatch trust failed:\n{out.stdout}{out.stderr}"
     return out.stdout
 
 

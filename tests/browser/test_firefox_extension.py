@@ -125,8 +125,8 @@ def test_allowing_it_in_about_addons_lets_the_switch_route_the_platforms(ff, run
     wait_until(lambda: (t := ff.look("#routing-toggle")) and not t["disabled"], 20, what="the switch to be offered")
     assert routing_error(ff) == ""  # the explanation is gone once it no longer applies
     ff.click("#routing-toggle")
-    wait_until(lambda: ff.look("#routing-toggle")["checked"] and "Only the watched platforms" in ff.text("#routing-help"),
-               15, what="the switch to stay on")
+    wait_until(lambda: ff.look("#routing-toggle")["checked"]
+               and "Only the watched platforms" in ff.text("#routing-help"), 15, what="the switch to stay on")
     assert routing_error(ff) == ""
 
     setting = ff.ext_call("browser.proxy.settings.get({})")["value"]
