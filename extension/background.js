@@ -6,17 +6,20 @@
  * sync.js     health, warnings, rules, reconnect/backoff   routing.js  the PAC routing switch
  * tabs.js     tabs that show a platform page               rules.js    what the page eye looks for, per host
  * observe.js  the page eye's regions to the API            actions.js  dismiss, open a setting, test, popup view
- * messages.js the handler tables (the allow-list)
+ * messages.js the handler tables (the allow-list)           status.js   the one status, from facts (pure)
+ * selftest.js proves the route and the CA (the self-test page)
  * Talks to nothing but the consentwatch API on 127.0.0.1/localhost. */
 
 import './lib/common.js';
 import { Actions } from './background/actions.js';
 import { makeApiFetch, ticketUrl } from './background/api.js';
-import { renderBadge } from './background/badge.js';
+import { markTab, renderIcon } from './background/badge.js';
 import { Backoff } from './background/backoff.js';
 import { makeDispatcher, makeHandlers } from './background/messages.js';
 import { ObservationRelay, checkObservation } from './background/observe.js';
 import { Routing } from './background/routing.js';
+import { SelfTest } from './background/selftest.js';
+import { checklist, computeStatus, freshSelftest, iconView, platformEyes, tabMark } from './background/status.js';
 import { DynamicScripts, RULES_KEY, compactRules, eyeConfig, isApiHost } from './background/rules.js';
 import { LiveSocket } from './background/socket.js';
 import { EMPTY_STATE, SessionArea, StateStore } from './background/state.js';
@@ -34,6 +37,9 @@ const MANIFEST_SCRIPTS = ext.runtime.getManifest().content_scripts || [];
 const STATIC_HOSTS = MANIFEST_SCRIPTS.flatMap((cs) => cs.matches || [])
   .map((m) => (m.match(/^https:\/\/([^/]+)\//) || [])[1]).filter(Boolean);
 const CONTENT_FILES = MANIFEST_SCRIPTS.length ? MANIFEST_SCRIPTS[0].js : [];
+const PAGE_ORIGINS = [...new Set(MANIFEST_SCRIPTS.flatMap((cs) => cs.matches || []))];
+const BROWSER = IS_FIREFOX ? 'firefox' : 'chromium';
+const MARKS_KEY = 'cwTabMarks'; // tab id -> the mark of a rule-host page loaded while not watched
 
 const session = new SessionArea(ext.storage.session);
 const state = new StateStore(session, { initial: { ...EMPTY_STATE, apiBase: CW.DEFAULT_API_BASE } });
@@ -95,29 +101,168 @@ async function observe(msg, ctx) {
   return true;
 }
 
-/* ---------------------------------------------------------------- state, badge, tabs ------------ */
+/* ---------------------------------------------------------------- status, icon, tabs ------------- */
 
 const warningsFor = async (hostname) => warningsForHost((await state.load()).warnings, hostname, CW.hostMatches);
 
+async function pageEye() {
+  try {
+    return { granted: Boolean(await ext.permissions.contains({ origins: PAGE_ORIGINS })) };
+  } catch {
+    return { granted: false };
+  }
+}
+
+/** The facts status.js computes the status from, as of now. */
+async function gatherFacts(st = null, routingStatus = undefined) {
+  const [cur, r, settings, eye] = await Promise.all([
+    st || state.load(), routingStatus !== undefined ? routingStatus : routing.status().catch(() => null), getSettings(), pageEye(),
+  ]);
+  return {
+    st: cur,
+    facts: {
+      backend: cur.backend ?? null, conn: cur.conn, paired: Boolean(settings.token), lastError: cur.lastError,
+      apiBase: settings.apiBase, routing: r || {}, selftest: cur.selftest || null, tlsFailures: cur.tlsFailures || {},
+      pageEye: eye, browser: BROWSER, now: Date.now(),
+    },
+  };
+}
+
+let lastIcon = null;
+async function renderStatus(st = null) {
+  const { st: cur, facts } = await gatherFacts(st);
+  const view = iconView(computeStatus(facts), cur.warnings.length);
+  const key = JSON.stringify(view);
+  if (key === lastIcon) return;
+  lastIcon = key;
+  await renderIcon(ext.action, view);
+}
+
+const marks = () => session.get(MARKS_KEY).then((m) => m || {});
+
+/** A rule-host page finished loading in a tab (its banner asked for warnings): mark it if nothing watched it. */
+async function pageLoaded(ctx) {
+  const { facts } = await gatherFacts();
+  const mark = tabMark(computeStatus(facts));
+  const all = await marks();
+  if (mark) all[String(ctx.tabId)] = { host: ctx.hostname, title: mark.title, at: Date.now() };
+  else delete all[String(ctx.tabId)];
+  await session.set({ [MARKS_KEY]: all });
+  await markTab(ext.action, ctx.tabId, mark);
+}
+
+/** What the popup and the first-run page show: the status, the checklist, the platforms' eyes, this tab's mark. */
+async function describe(base, tabId) {
+  const { facts } = await gatherFacts(null, base.routing);
+  const status = computeStatus(facts);
+  const rules = await loadRules();
+  const tabMarkNow = tabId === null ? null : (await marks())[String(tabId)] || null;
+  return {
+    status,
+    checklist: checklist(facts),
+    platforms: platformEyes(rules ? rules.rules : [], status, facts.pageEye.granted),
+    pageEye: facts.pageEye,
+    browser: BROWSER,
+    tab: tabMarkNow,
+  };
+}
+
 state.listeners.push(async (next, cur, delta) => {
-  await renderBadge(ext.action, next);
+  await renderStatus(next);
   if (delta.warnings && JSON.stringify(delta.warnings) !== JSON.stringify(cur.warnings)) {
     pushToTabs(tabs, (id, m) => ext.tabs.sendMessage(id, m),
       (host) => ({ type: CW.TO_PAGE.warnings, warnings: warningsForHost(next.warnings, host, CW.hostMatches) })).catch(() => {});
   }
 });
 
+/* ---------------------------------------------------------------- the self-test ------------------ */
+
+const selftest = new SelfTest({
+  refusals: async () => {
+    const { apiBase } = await getSettings();
+    const health = await apiFetch(apiBase, '/v1/health');
+    return (health && health.tls_failures) || {};
+  },
+});
+
+// A passed self-test is repeated at this pace when asked (popup, first-run page); a failed one at once.
+const RETEST_MS = 30_000;
+// A new proxy setting reaches the browser's network stack asynchronously: a request sent at once may still
+// take the old way.
+const SETTLE_MS = 500;
+const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+
+/** Runs the self-test when the last result is stale or failed (or always, with force): on its own when routing
+ * is on or someone else holds the proxy setting (a PAC the user set may route the platforms too); with routing
+ * off only when a page of ours asks (each run looks up a name that cannot exist, and with routing off it goes
+ * to the system's resolver). */
+async function proveRoute({ force = false, asked = false } = {}) {
+  const r = (await routing.status().catch(() => null)) || {};
+  const cur = await state.load();
+  const paired = !['unpaired', 'unauthorized', 'down'].includes(cur.conn);
+  if (cur.backend !== 'up' || !paired || !cur.selftestUrl || !(r.enabled || r.blockedBy || asked)) return null;
+  const last = freshSelftest(cur.selftest, Date.now());
+  if (!force && last && last.outcome === 'ok' && Date.now() - last.at < RETEST_MS) return last;
+  if (force) await settle(); // force follows a routing change
+  let result = await selftest.run(cur.selftestUrl);
+  if (result.outcome === 'bypassed' && !force && r.enabled) {
+    // routing is ours yet the page went DIRECT: the browser may be skipping a proxy it marked bad
+    const { apiBase, token } = await getSettings();
+    if (await routing.sync(apiBase, token, { force: true }).catch(() => false)) {
+      await settle();
+      result = await selftest.run(cur.selftestUrl);
+    }
+  }
+  await state.update({ selftest: result });
+  return result;
+}
+
+/* ---------------------------------------------------------------- sync -------------------------- */
+
 const socket = new LiveSocket({ ticketUrl: (apiBase, token) => ticketUrl(apiFetch, apiBase, token, 'ws') });
 const sync = new Sync({ state, getSettings, apiFetch, socket, backoff: new Backoff(), sanitize, syncRules,
-  syncRouting: (apiBase, token) => routing.sync(apiBase, token) });
+  syncRouting: (apiBase, token, opts) => routing.sync(apiBase, token, opts),
+  afterSync: ({ force }) => proveRoute({ force }) });
 
 const actions = new Actions({ state, getSettings, apiFetch, tabs: ext.tabs, routing, sanitize, CW,
-  pageScripts: async () => dynamic.split(await loadRules()) });
+  pageScripts: async () => dynamic.split(await loadRules()), describe });
+
+// The switch, then at once the proof (or the stale proof dropped, when switched off).
+const routingSwitch = {
+  set: async (enabled) => {
+    try {
+      return await routing.set(enabled);
+    } finally {
+      await state.update({ selftest: null });
+      if (enabled) await proveRoute({ force: true }).catch((e) => console.warn('consentwatch: self-test', e));
+      else renderStatus().catch(() => {});
+    }
+  },
+};
+
+// The first-run page asks every second or two; one real look every few seconds is enough.
+let lastCheck = 0;
+async function check() {
+  if (Date.now() - lastCheck < 2_500) return;
+  lastCheck = Date.now();
+  await sync.refresh('check');
+  await proveRoute({ asked: true });
+}
+
+async function reapply() {
+  const { apiBase, token } = await getSettings();
+  await routing.sync(apiBase, token, { force: true });
+  await proveRoute({ force: true });
+}
 
 /* ---------------------------------------------------------------- messages ---------------------- */
 
-const handlers = makeHandlers({ tabs, actions, routing, warningsFor, eyeFor, observe,
-  refresh: (why) => sync.refresh(why), openOptions: () => ext.runtime.openOptionsPage() });
+const handlers = makeHandlers({ tabs, actions, routing: routingSwitch, warningsFor, eyeFor, observe, pageLoaded, check, reapply,
+  refresh: async (why) => {
+    await sync.refresh(why);
+    await proveRoute({ asked: true });
+  },
+  openOptions: () => ext.runtime.openOptionsPage() });
 ext.runtime.onMessage.addListener(makeDispatcher(handlers, {
   extId: ext.runtime.id, extOrigin: ext.runtime.getURL(''), hostAllowed: pageHostAllowed,
 }));
@@ -139,20 +284,37 @@ ext.alarms.onAlarm.addListener((alarm) => {
 
 ext.tabs.onRemoved.addListener((tabId) => {
   tabs.untrack(tabId).catch(() => {});
+  marks().then((all) => {
+    if (!(String(tabId) in all)) return null;
+    delete all[String(tabId)];
+    return session.set({ [MARKS_KEY]: all });
+  }).catch(() => {});
 });
 
+// Another extension (or a policy) took the proxy setting, or gave it back: the status changes with it.
+if (ext.proxy && ext.proxy.settings && ext.proxy.settings.onChange) {
+  ext.proxy.settings.onChange.addListener(() => renderStatus().catch(() => {}));
+}
+
 if (ext.permissions && ext.permissions.onAdded) {
-  const resync = () => loadRules().then((r) => dynamic.sync(r)).catch((e) => console.warn('consentwatch: content scripts', e));
+  const resync = () => {
+    renderStatus().catch(() => {});
+    return loadRules().then((r) => dynamic.sync(r)).catch((e) => console.warn('consentwatch: content scripts', e));
+  };
   ext.permissions.onAdded.addListener(resync);
   ext.permissions.onRemoved.addListener(resync);
 }
 
-ext.runtime.onInstalled.addListener(() => sync.refresh('installed'));
+ext.runtime.onInstalled.addListener((details) => {
+  // a new user lands on the checklist that walks them to "Watching"
+  if (details && details.reason === 'install') ext.tabs.create({ url: ext.runtime.getURL('firstrun.html') }).catch(() => {});
+  sync.refresh('installed');
+});
 ext.runtime.onStartup.addListener(() => sync.refresh('startup'));
 
 (async () => {
   const existing = await ext.alarms.get(POLL_ALARM);
   if (!existing) ext.alarms.create(POLL_ALARM, { periodInMinutes: POLL_MINUTES, delayInMinutes: POLL_MINUTES });
-  await renderBadge(ext.action, await state.load());
+  await renderStatus();
   sync.refresh('wake');
 })();

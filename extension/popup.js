@@ -11,44 +11,23 @@ function closePopup() {
   if (!inTab) window.close();
 }
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) {
-    if (c == null || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return node;
-}
+const { el, send, actionNodes } = CWStatusUI;
 
-async function send(type, extra = {}) {
-  const reply = await ext.runtime.sendMessage({ type, ...extra });
-  if (!reply) throw new Error('The extension did not answer. Try reopening this window.');
-  if (!reply.ok) throw new Error(reply.error || 'Something went wrong');
-  return reply.result;
-}
+// The tab this popup is about: the active tab of its window (popup.html?tab=ID when opened as a page).
+const tabParam = Number.parseInt(new URLSearchParams(location.search).get('tab') || '', 10);
+const tabIdReady = Number.isInteger(tabParam) ? Promise.resolve(tabParam)
+  : Promise.resolve(ext.tabs.query({ active: true, currentWindow: true })).then((t) => (t && t[0] ? t[0].id : null), () => null);
+const withTab = async (extra = {}) => ({ ...extra, tabId: await tabIdReady });
 
 /* ------------------------------------------------------------------ rendering --------------- */
 
-const STATUS_TEXT = {
-  starting: 'Checking…',
-  connecting: 'Connecting…',
-  connected: 'Watching',
-  down: 'Not running',
-  unpaired: 'Not paired',
-  unauthorized: 'Token refused',
-  error: 'Problem',
-};
-
-/** Command text inside a sentence: "Run <code>consentwatch token</code> …". */
-function withCode(parts) {
-  return parts.map((p) => (typeof p === 'string' ? p : el('code', {}, p.code)));
+/** The header chip: never "Watching" unless the worker's status says so (a fresh, passed self-test). */
+function statusText(state) {
+  const st = state.status || { verdict: 'checking' };
+  const n = state.warnings.length;
+  if (st.verdict === 'watching') return n ? `Watching · ${n} warning${n === 1 ? '' : 's'}` : 'Watching';
+  if (st.verdict === 'not-watching') return 'Not watching';
+  return 'Checking…';
 }
 
 function renderNotice(state) {
@@ -58,63 +37,69 @@ function renderNotice(state) {
   const actions = $('notice-actions');
   actions.replaceChildren();
   body.replaceChildren();
-  const optionsBtn = (label = 'Open settings', primary = false) =>
-    el('button', { type: 'button', class: `btn ${primary ? 'primary' : 'secondary'}`, onclick: () => send('ui:open-options').then(() => closePopup()) }, label);
-  const retryBtn = () =>
-    el('button', { type: 'button', class: 'btn primary', id: 'retry', onclick: (ev) => refresh(ev.currentTarget) }, 'Try again');
-
+  const st = state.status;
+  const onError = (e) => {
+    body.append(el('p', { class: 'error' }, e.message));
+  };
+  const onDone = (next, id) => {
+    if (id === 'pair') closePopup();
+    else if (next) render(next);
+  };
   let tone = null;
-  switch (state.conn) {
-    case 'unpaired':
+  notice.dataset.reason = st ? st.reason : '';
+  if (st && st.verdict === 'not-watching') {
+    tone = st.reason === 'unpaired' ? 'warn' : 'bad';
+    title.textContent = `Not watching — ${st.title}`;
+    const nodes = actionNodes(st.action, { onDone, onError });
+    body.append(el('p', {}, st.detail), ...nodes.filter((n) => n.tagName === 'P'));
+    actions.append(...nodes.filter((n) => n.tagName !== 'P'));
+  } else if (st && st.verdict === 'checking') {
+    tone = 'idle';
+    title.textContent = st.title;
+    body.append(el('p', {}, st.detail));
+  } else if (st && st.verdict === 'watching') {
+    for (const c of st.cautions) {
       tone = 'warn';
-      title.textContent = 'Not paired yet';
-      body.append(...withCode([
-        'This extension needs a token to read warnings from consentwatch on this computer. Run ',
-        { code: 'consentwatch token' },
-        ' in a terminal and paste what it prints into Settings.',
-      ]));
-      actions.append(optionsBtn('Pair in settings', true));
-      break;
-    case 'down':
-      tone = 'bad';
-      title.textContent = 'consentwatch is not running';
-      body.append(...withCode([
-        `Nothing answers at ${state.apiBase}. Start it with `,
-        { code: 'consentwatch run' },
-        ', and warnings will show up here as soon as it is up.',
-      ]));
-      actions.append(retryBtn(), optionsBtn('Check address'));
-      break;
-    case 'unauthorized':
-      tone = 'bad';
-      title.textContent = 'The token was not accepted';
-      body.append(...withCode([
-        'consentwatch is running but refused the saved token. Run ',
-        { code: 'consentwatch token' },
-        ' and paste the new one into Settings.',
-      ]));
-      actions.append(optionsBtn('Update token', true));
-      break;
-    case 'error':
-      tone = 'bad';
-      title.textContent = 'consentwatch had a problem';
-      body.textContent = state.lastError || 'The local API gave an unexpected answer.';
-      actions.append(retryBtn());
-      break;
-    case 'connected':
-    case 'connecting':
-      if (!state.warnings.length) {
-        tone = 'ok';
-        title.textContent = 'Nothing to act on';
-        body.textContent = `${state.rules ? `consentwatch knows ${state.rules} AI-training settings. ` : ''}`
-          + 'None of the platform pages you visited showed one switched on. A warning appears here the moment consentwatch sees one.';
-      }
-      break;
-    default:
-      break;
+      title.textContent = 'Watching, with a gap';
+      body.append(el('p', { dataset: { caution: c.id } }, c.text), ...actionNodes(c.action, { onDone, onError, primary: false }));
+    }
+    if (!tone && !state.warnings.length) {
+      tone = 'ok';
+      title.textContent = 'Nothing to act on';
+      body.append(el('p', {}, `${state.rules ? `consentwatch knows ${state.rules} AI-training settings. ` : ''}`
+        + 'None of the platform pages you visited showed one switched on. A warning appears here the moment consentwatch sees one.'));
+    }
   }
   notice.hidden = !tone;
   if (tone) notice.dataset.tone = tone;
+}
+
+/** This tab's page of a watched platform loaded while consentwatch was not watching (as uBlock marks a tab). */
+function renderTab(state) {
+  const box = $('tab-mark');
+  const mark = state.tab;
+  box.hidden = !mark;
+  if (!mark) return;
+  $('tab-mark-text').textContent = `This ${mark.host} page was not watched: it loaded while consentwatch was not watching. `
+    + 'Reload it once the status above says “Watching”.';
+}
+
+/** Per platform, which eyes can see it (the rules' seen_via) and whether each eye works right now. */
+function renderPlatforms(state) {
+  const list = state.platforms || [];
+  const box = $('platforms');
+  box.hidden = !list.length;
+  $('platforms-count').textContent = String(list.length);
+  const words = { network: 'proxy', page: 'page' };
+  $('platforms-list').replaceChildren(...list.map((p) => el('li', { dataset: { platform: p.platform } },
+    el('span', { class: 'name' }, p.name),
+    el('span', { class: 'eyes' }, p.eyes.map((e) => el('span', {
+      class: `eye${e.working ? ' on' : ' off'}`,
+      dataset: { eye: e.eye, working: String(e.working) },
+      title: e.eye === 'network'
+        ? (e.working ? 'consentwatch’s proxy reads its traffic' : 'consentwatch’s proxy would read its traffic, but it is not watching now')
+        : (e.working ? 'this extension reads its settings page' : 'this extension may not read its pages'),
+    }, words[e.eye]))))));
 }
 
 function kindChip(w) {
@@ -249,7 +234,9 @@ let retryTimer = null;
 
 function render(state) {
   if (!state) return;
-  const away = state.conn === 'down' || state.conn === 'connecting' || state.conn === 'error';
+  // ... and while the route is being proven, so "Checking…" turns into an answer without reopening
+  const away = state.conn === 'down' || state.conn === 'connecting' || state.conn === 'error'
+    || (state.status && state.status.verdict === 'checking');
   if (away && !retryTimer) retryTimer = setInterval(() => refresh(), 3000);
   if (!away && retryTimer) {
     clearInterval(retryTimer);
@@ -257,10 +244,13 @@ function render(state) {
   }
   const status = $('status');
   status.dataset.conn = state.conn;
-  const n = state.warnings.length;
-  $('status-text').textContent = state.conn === 'connected' && n ? `Watching · ${n} warning${n === 1 ? '' : 's'}` : STATUS_TEXT[state.conn] || state.conn;
+  status.dataset.verdict = state.status ? state.status.verdict : 'checking';
+  $('status-text').textContent = statusText(state);
   document.body.dataset.conn = state.conn;
+  document.body.dataset.reason = state.status ? state.status.reason : '';
   renderNotice(state);
+  renderTab(state);
+  renderPlatforms(state);
   renderWarnings(state);
   renderRouting(state);
   renderPages(state);
@@ -270,7 +260,7 @@ function render(state) {
 async function refresh(button) {
   if (button) button.disabled = true;
   try {
-    render(await send('ui:refresh'));
+    render(await send('ui:refresh', await withTab()));
   } catch (e) {
     console.warn(e);
   } finally {
@@ -293,7 +283,7 @@ $('routing-toggle').addEventListener('change', async (ev) => {
   }
   let state = null;
   try {
-    state = await send('ui:get-state');
+    state = await send('ui:get-state', await withTab());
   } catch (e) {
     failed = failed || e.message;
   }
@@ -319,7 +309,7 @@ $('pages-allow').addEventListener('click', async () => {
   } catch (e) {
     console.warn(e);
   }
-  send('ui:get-state').then(render, () => {});
+  withTab().then((m) => send('ui:get-state', m)).then(render, () => {});
 });
 
 $('open-report').addEventListener('click', () => send('ui:open-report').then(() => closePopup(), (e) => console.warn(e)));
@@ -327,10 +317,10 @@ $('open-options').addEventListener('click', () => send('ui:open-options').then((
 
 // Live updates: the worker writes its state to storage.session whenever something changes.
 ext.storage.onChanged.addListener((changes, area) => {
-  if (area === 'session' && changes.cwState) send('ui:get-state').then(render, () => {});
+  if (area === 'session' && changes.cwState) withTab().then((m) => send('ui:get-state', m)).then(render, () => {});
 });
 
-send('ui:get-state')
+withTab().then((m) => send('ui:get-state', m))
   .then(render)
   .catch(() => {})
   .finally(() => refresh());

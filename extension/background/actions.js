@@ -4,8 +4,8 @@
 import { ticketUrl } from './api.js';
 
 export class Actions {
-  constructor({ state, getSettings, apiFetch, tabs, routing, sanitize, CW, pageScripts = null }) {
-    Object.assign(this, { state, getSettings, apiFetch, tabs, routing, sanitize, CW, pageScripts });
+  constructor({ state, getSettings, apiFetch, tabs, routing, sanitize, CW, pageScripts = null, describe = null }) {
+    Object.assign(this, { state, getSettings, apiFetch, tabs, routing, sanitize, CW, pageScripts, describe });
   }
 
   async findWarning(id) {
@@ -68,11 +68,17 @@ export class Actions {
     }
   }
 
-  async uiState() {
+  /** The state the popup and the first-run page render; with tabId, also what concerns that tab. */
+  async uiState(tabId = null) {
     const [state, routing, settings, pages] = await Promise.all([
       this.state.load(), this.routing.status().catch(() => null), this.getSettings(),
       this.pageScripts ? this.pageScripts().catch(() => null) : null,
     ]);
-    return { ...state, routing, paired: Boolean(settings.token), apiBase: settings.apiBase, pages };
+    const base = { ...state, routing, paired: Boolean(settings.token), apiBase: settings.apiBase, pages };
+    const view = this.describe ? await this.describe(base, Number.isInteger(tabId) ? tabId : null).catch((e) => {
+      console.warn('consentwatch: status', e);
+      return null;
+    }) : null;
+    return { ...base, ...(view || {}) };
   }
 }

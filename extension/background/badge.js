@@ -1,25 +1,35 @@
-/* The toolbar badge: the number of active warnings, and a title that says what the state is. */
+/* The toolbar icon: what status.js's iconView() says (a grey icon with "off" when not watching, the warnings
+ * count otherwise), and the per-tab mark on a rule-host page that loaded while consentwatch was not watching. */
 
-export function badgeView(state) {
-  const n = state.warnings.length;
-  const showCount = n > 0 && state.conn !== 'unpaired';
-  let title = 'consentwatch';
-  if (state.conn === 'unpaired') title += ': not paired yet';
-  else if (state.conn === 'down') title += ': not running';
-  else if (n === 1) title += ': 1 AI-training warning';
-  else if (n > 1) title += `: ${n} AI-training warnings`;
-  else if (state.conn === 'connected') title += ': all clear';
-  return { text: showCount ? String(n) : '', title };
-}
+export const ICONS = Object.freeze({
+  on: { 16: 'icons/icon-16.png', 32: 'icons/icon-32.png', 48: 'icons/icon-48.png' },
+  off: { 16: 'icons/icon-off-16.png', 32: 'icons/icon-off-32.png', 48: 'icons/icon-off-48.png' },
+});
 
-export async function renderBadge(action, state) {
-  const { text, title } = badgeView(state);
+export async function renderIcon(action, view) {
   try {
-    await action.setBadgeText({ text });
-    await action.setBadgeBackgroundColor({ color: '#B45309' });
+    await action.setBadgeText({ text: view.text });
+    await action.setBadgeBackgroundColor({ color: view.color });
     if (action.setBadgeTextColor) await action.setBadgeTextColor({ color: '#FFFFFF' });
-    await action.setTitle({ title });
+    await action.setTitle({ title: view.title });
+    await action.setIcon({ path: view.grey ? ICONS.off : ICONS.on });
   } catch (e) {
     console.warn('consentwatch: badge', e);
+  }
+}
+
+/** mark: tabMark()'s answer; null takes the tab's own values away (the tab shows the global icon again). */
+export async function markTab(action, tabId, mark, globalColor = '#B45309') {
+  try {
+    if (mark) {
+      await action.setBadgeText({ tabId, text: mark.text });
+      await action.setBadgeBackgroundColor({ tabId, color: mark.color });
+      await action.setTitle({ tabId, title: mark.title });
+    } else {
+      await action.setBadgeText({ tabId, text: null });
+      await action.setBadgeBackgroundColor({ tabId, color: globalColor });
+    }
+  } catch (e) {
+    console.warn('consentwatch: tab mark', e); // the tab may be gone
   }
 }

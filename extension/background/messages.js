@@ -6,6 +6,8 @@ export function makeHandlers(d) {
   const page = {
     'page:get': async (msg, ctx) => {
       await d.tabs.track(ctx.tabId, ctx.hostname);
+      // the banner asks once per page load: mark the tab if consentwatch was not watching as it loaded
+      if (d.pageLoaded) await d.pageLoaded(ctx).catch(() => {});
       return { warnings: await d.warningsFor(ctx.hostname) };
     },
     'page:rules': async (msg, ctx) => {
@@ -25,10 +27,20 @@ export function makeHandlers(d) {
     },
   };
   const ui = {
-    'ui:get-state': () => d.actions.uiState(),
-    'ui:refresh': async () => {
+    'ui:get-state': (msg) => d.actions.uiState(msg.tabId),
+    'ui:refresh': async (msg) => {
       await d.refresh('ui');
-      return d.actions.uiState();
+      return d.actions.uiState(msg.tabId);
+    },
+    // the first-run page, every second or two: a fresh look (throttled in the worker), then the state
+    'ui:check': async (msg) => {
+      if (d.check) await d.check();
+      return d.actions.uiState(msg.tabId);
+    },
+    // "Re-apply routing": the PAC set again, then the self-test again
+    'ui:reapply': async (msg) => {
+      if (d.reapply) await d.reapply();
+      return d.actions.uiState(msg.tabId);
     },
     'ui:dismiss': async (msg) => {
       await d.actions.dismiss(msg.id);

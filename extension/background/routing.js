@@ -133,16 +133,23 @@ export class Routing {
     return this.status();
   }
 
-  /** When routing is on, keep the browser's PAC equal to what the API serves (ports or rules may change). */
-  async sync(apiBase, token) {
+  /** When routing is on, keep the browser's PAC equal to what the API serves (ports or rules may change). With
+   * force (consentwatch came back after being away) apply it again even when nothing changed: Chromium keeps
+   * sending the hosts of a proxy that failed DIRECT for ~5 minutes, and only a changed proxy setting ends that.
+   * Setting the same value is no change (no event reaches the network stack), so it is cleared and set. */
+  async sync(apiBase, token, { force = false } = {}) {
     const { routing } = await this.local.get('routing');
-    if (!routing || !routing.enabled) return;
+    if (!routing || !routing.enabled) return false;
     const pac = await this.apiFetch(apiBase, '/v1/proxy.pac', { token, as: 'text' });
     const { level } = await this.level();
-    if (pac !== routing.pac || level !== 'controlled_by_this_extension') {
-      if (!usablePac(pac)) return;
+    const ours = level === 'controlled_by_this_extension';
+    if (pac !== routing.pac || !ours || force) {
+      if (!usablePac(pac)) return false;
+      if (force && ours) await this.clearPac();
       await this.setPac(pac);
       await this.local.set({ routing: { ...routing, pac, appliedAt: new Date().toISOString() } });
+      return true;
     }
+    return false;
   }
 }

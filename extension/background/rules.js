@@ -19,8 +19,12 @@ export function compactRules(body, norm) {
     const labels = s ? [...(Array.isArray(s.labels) ? s.labels : []),
       ...(s.name_states && typeof s.name_states === 'object' ? Object.keys(s.name_states) : [])] : [];
     const n = r.notices && typeof r.notices === 'object' ? r.notices : null;
+    const eyes = Array.isArray(r.seen_via) ? r.seen_via.map((v) => v && v.eye).filter((e) => ['network', 'markup', 'page'].includes(e)) : [];
     out.push({
       id: r.id,
+      platform: typeof r.platform === 'string' ? r.platform.slice(0, 80) : null,
+      platformName: typeof r.platform_name === 'string' ? r.platform_name.slice(0, 80) : null,
+      seenVia: [...new Set(eyes)], // which eyes can see it (the popup shows them per platform)
       hosts: r.hosts.filter((h) => typeof h === 'string'),
       phrases: [...new Set(labels.filter((x) => typeof x === 'string').map(norm).filter((x) => x.length >= 3))],
       pages: s && Array.isArray(s.pages) ? s.pages.filter((p) => typeof p === 'string') : [],

@@ -12,6 +12,10 @@ export const EMPTY_STATE = Object.freeze({
   proxyPort: null,
   lastSync: null,
   lastError: null,
+  backend: null, // 'up' | 'down' | null: did /v1/health answer (asked before pairing too)
+  tlsFailures: {}, // refused TLS handshakes per host, recent (from /v1/health)
+  selftestUrl: null, // where the proxy answers the self-test (from /v1/health)
+  selftest: null, // the last self-test: {outcome, at, detail} (background/selftest.js)
 });
 
 /** storage.session where the browser has it (Chrome 102+, Firefox 115+), else memory. */

@@ -17,11 +17,15 @@ export async function readSettings(local, CW) {
 
 export class Sync {
   constructor({ state, getSettings, apiFetch, socket, backoff, sanitize, syncRules = async () => {},
-    syncRouting = async () => {}, setTimer = (fn, ms) => setTimeout(fn, ms), clearTimer = (t) => clearTimeout(t) }) {
-    Object.assign(this, { state, getSettings, apiFetch, socket, backoff, sanitize, syncRules, syncRouting, setTimer, clearTimer });
+    syncRouting = async () => {}, afterSync = async () => {}, setTimer = (fn, ms) => setTimeout(fn, ms),
+    clearTimer = (t) => clearTimeout(t) }) {
+    Object.assign(this, { state, getSettings, apiFetch, socket, backoff, sanitize, syncRules, syncRouting, afterSync, setTimer, clearTimer });
     this.refreshing = null;
     this.again = false;
     this.reconnectTimer = null;
+    // consentwatch went away (its socket closed, or health failed) since the PAC was last applied: Chromium may
+    // have marked its proxy bad and sends the platforms DIRECT for ~5 minutes, until the proxy setting changes.
+    this.bounced = false;
     socket.onOpen = () => {
       this.backoff.reset();
       this.state.update({ conn: 'connected', lastError: null });
@@ -37,6 +41,7 @@ export class Sync {
       });
     };
     socket.onClose = () => {
+      this.bounced = true;
       this.state.update((cur) => (cur.conn === 'connected' ? { conn: 'connecting' } : {}));
       this.scheduleReconnect();
     };
@@ -82,17 +87,24 @@ export class Sync {
 
   async refreshOnce() {
     const { apiBase, apiBaseError, token } = await this.getSettings();
-    if (!token) {
-      this.socket.close();
-      return this.state.update({ conn: 'unpaired', warnings: [], apiBase, lastError: apiBaseError });
-    }
+    // /v1/health needs no token: whether consentwatch runs is known (and shown) before pairing too
     let health;
+    let healthError = null;
     try {
       health = await this.apiFetch(apiBase, '/v1/health');
     } catch (e) {
+      healthError = e;
+    }
+    const facts = healthFacts(healthError ? null : health);
+    if (!token) {
+      this.socket.close();
+      return this.state.update({ conn: 'unpaired', warnings: [], apiBase, lastError: apiBaseError, ...facts });
+    }
+    if (healthError) {
+      this.bounced = true;
       this.socket.close();
       this.scheduleReconnect();
-      return this.state.update({ conn: 'down', apiBase, lastError: e.message });
+      return this.state.update({ conn: 'down', apiBase, lastError: healthError.message, ...facts, selftest: null });
     }
     try {
       const body = await this.apiFetch(apiBase, '/v1/warnings?status=active', { token });
@@ -105,16 +117,38 @@ export class Sync {
         proxyPort: Number.isInteger(health.proxy_port) ? health.proxy_port : null,
         lastSync: new Date().toISOString(),
         lastError: null,
+        ...facts,
       });
     } catch (e) {
       this.socket.close();
-      if (e.kind === 'unauthorized') return this.state.update({ conn: 'unauthorized', warnings: [], apiBase, lastError: e.message });
+      if (e.kind === 'unauthorized') return this.state.update({ conn: 'unauthorized', warnings: [], apiBase, lastError: e.message, ...facts });
       this.scheduleReconnect();
-      return this.state.update({ conn: e.kind === 'down' ? 'down' : 'error', apiBase, lastError: e.message });
+      return this.state.update({ conn: e.kind === 'down' ? 'down' : 'error', apiBase, lastError: e.message, ...facts });
     }
     if (!(await this.socket.open(apiBase, token))) this.scheduleReconnect();
     await this.syncRules(apiBase, token, health).catch((e) => console.warn('consentwatch: rules', e));
-    this.syncRouting(apiBase, token).catch((e) => console.warn('consentwatch: routing', e));
+    // back after being away: apply the PAC again (a changed proxy setting ends Chromium's bypass of a proxy it
+    // marked bad), then prove the route (the self-test) before anything says "Watching"
+    const force = this.bounced;
+    this.bounced = false;
+    this.syncRouting(apiBase, token, { force })
+      .catch((e) => console.warn('consentwatch: routing', e))
+      .then(() => this.afterSync({ apiBase, token, health, force }))
+      .catch((e) => console.warn('consentwatch: after sync', e));
     return this.state.load();
   }
+}
+
+/** What /v1/health says about the route, for the status: up or down, refused TLS handshakes, the self-test URL. */
+export function healthFacts(health) {
+  if (!health || typeof health !== 'object') {
+    return { backend: health === null ? 'down' : 'up', tlsFailures: {}, selftestUrl: null };
+  }
+  const failures = {};
+  if (health.tls_failures && typeof health.tls_failures === 'object') {
+    for (const [host, n] of Object.entries(health.tls_failures).slice(0, 200)) {
+      if (typeof host === 'string' && host.length <= 253 && Number.isInteger(n) && n > 0) failures[host] = n;
+    }
+  }
+  return { backend: 'up', tlsFailures: failures, selftestUrl: typeof health.selftest_url === 'string' ? health.selftest_url : null };
 }

@@ -8,7 +8,6 @@ import { Backoff } from '../../extension/background/backoff.js';
 import { SessionArea, StateStore, applyEvent, cleanWarnings, serial } from '../../extension/background/state.js';
 import { TabTracker, pushToTabs, warningsForHost } from '../../extension/background/tabs.js';
 import { PRIVATE_BROWSING_NEEDED, Routing, blockedBy, pacDataUrl, usablePac } from '../../extension/background/routing.js';
-import { badgeView } from '../../extension/background/badge.js';
 import { ApiError, makeApiFetch } from '../../extension/background/api.js';
 import { makeDispatcher, makeHandlers } from '../../extension/background/messages.js';
 import { ObservationRelay, checkObservation } from '../../extension/background/observe.js';
@@ -130,14 +129,6 @@ test('socket events change the warnings as the API says', () => {
   assert.deepEqual(applyEvent(ws, { type: 'hello', warnings: [] }, sanitize), []);
 });
 
-test('the badge counts active warnings and its title says the state', () => {
-  const s = (conn, n) => ({ conn, warnings: Array.from({ length: n }, (_, i) => ({ id: String(i) })) });
-  assert.deepEqual(badgeView(s('connected', 2)), { text: '2', title: 'consentwatch: 2 AI-training warnings' });
-  assert.deepEqual(badgeView(s('connected', 0)), { text: '', title: 'consentwatch: all clear' });
-  assert.deepEqual(badgeView(s('unpaired', 3)), { text: '', title: 'consentwatch: not paired yet' });
-  assert.deepEqual(badgeView(s('down', 1)), { text: '1', title: 'consentwatch: not running' });
-});
-
 test('PAC: only a PAC script is applied; Firefox gets it as a data: URL that decodes back to it', async () => {
   const pac = 'function FindProxyForURL(url, host) { // rule hosts: “www.linkedin.com”\n  return "DIRECT"; }';
   assert.ok(usablePac(pac));
@@ -254,8 +245,8 @@ test('message handler tables are the allow-list; senders are checked per table',
   const handlers = makeHandlers(handlerDeps(log));
   assert.deepEqual(Object.keys(handlers.page).sort(),
     ['page:dismiss', 'page:get', 'page:observe', 'page:open-settings', 'page:rules']);
-  assert.deepEqual(Object.keys(handlers.ui).sort(), ['ui:dismiss', 'ui:get-state', 'ui:open-options', 'ui:open-report',
-    'ui:open-settings', 'ui:refresh', 'ui:set-routing', 'ui:test-connection']);
+  assert.deepEqual(Object.keys(handlers.ui).sort(), ['ui:check', 'ui:dismiss', 'ui:get-state', 'ui:open-options', 'ui:open-report',
+    'ui:open-settings', 'ui:reapply', 'ui:refresh', 'ui:set-routing', 'ui:test-connection']);
   assert.ok(Object.isFrozen(handlers.page) && Object.isFrozen(handlers.ui));
   const dispatch = makeDispatcher(handlers, { extId: 'me', extOrigin: 'chrome-extension://me/',
     hostAllowed: async (h) => { await tick(); return h === 'www.linkedin.com'; } }); // asks the stored rules
@@ -290,7 +281,7 @@ test('every message type the parts send is one a table or a content script accep
   const fs = await import('node:fs');
   const path = await import('node:path');
   const root = new URL('../../extension/', import.meta.url).pathname;
-  const files = ['popup.js', 'options.js', 'content/eye.js', 'content/banner.js', 'background.js'];
+  const files = ['popup.js', 'options.js', 'firstrun.js', 'lib/status-ui.js', 'content/eye.js', 'content/banner.js', 'background.js'];
   const handlers = makeHandlers(handlerDeps([]));
   const accepted = new Set([...Object.keys(handlers.page), ...Object.keys(handlers.ui), ...Object.values(CW.TO_PAGE)]);
   for (const f of files) {
