@@ -105,11 +105,16 @@ async function observe(msg, ctx) {
 
 const warningsFor = async (hostname) => warningsForHost((await state.load()).warnings, hostname, CW.hostMatches);
 
+/** May the page eye run on every manifest host? (Chromium's permissions.contains() says no for content-script
+ * hosts it has granted, so the granted list is read instead.) */
 async function pageEye() {
   try {
-    return { granted: Boolean(await ext.permissions.contains({ origins: PAGE_ORIGINS })) };
+    const { origins = [] } = await ext.permissions.getAll();
+    const all = origins.includes('<all_urls>') || origins.includes('https://*/*') || origins.includes('*://*/*');
+    const missing = all ? [] : PAGE_ORIGINS.filter((o) => !origins.includes(o));
+    return { granted: missing.length === 0, missing };
   } catch {
-    return { granted: false };
+    return { granted: false, missing: PAGE_ORIGINS };
   }
 }
 

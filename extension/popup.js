@@ -25,9 +25,11 @@ const withTab = async (extra = {}) => ({ ...extra, tabId: await tabIdReady });
 function statusText(state) {
   const st = state.status || { verdict: 'checking' };
   const n = state.warnings.length;
-  if (st.verdict === 'watching') return n ? `Watching · ${n} warning${n === 1 ? '' : 's'}` : 'Watching';
-  if (st.verdict === 'not-watching') return 'Not watching';
-  return 'Checking…';
+  const count = n ? ` · ${n} warning${n === 1 ? '' : 's'}` : '';
+  if (st.verdict === 'watching') return `Watching${count}`;
+  // warnings already known stay true while nothing is watched (a pairing that is gone shows none)
+  if (st.verdict === 'not-watching') return `Not watching${state.paired && state.conn !== 'unauthorized' ? count : ''}`;
+  return `Checking…${count}`;
 }
 
 function renderNotice(state) {

@@ -55,7 +55,8 @@ export function computeStatus(f) {
     return { verdict: 'checking', reason: 'starting', title: 'Checking…', detail: 'Looking for consentwatch on this computer.', action: null, cautions: [] };
   }
   if (!f.paired || f.conn === 'unpaired') {
-    return not('unpaired', 'not paired', 'This extension has no token for consentwatch yet.', button('pair', 'Pair with consentwatch'));
+    return not('unpaired', 'not paired', 'This extension has no token for consentwatch yet. Pair it in Settings (or run consentwatch token in a terminal and paste what it prints there).',
+      button('pair', 'Pair with consentwatch'));
   }
   if (f.conn === 'unauthorized') {
     return not('unauthorized', 'the token was refused', 'consentwatch is running but did not accept the saved token.',
