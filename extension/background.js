@@ -110,7 +110,7 @@ const warningsFor = async (hostname) => warningsForHost((await state.load()).war
 async function pageEye() {
   try {
     const { origins = [] } = await ext.permissions.getAll();
-    const all = origins.includes('<all_urls>') || origins.includes('https://*/*') || origins.includes('*://*/*');
+    const all = origins.some((o) => o === '<all_urls>' || /^(\*|https):\/\/\*\/\*$/.test(o)); // every https host
     const missing = all ? [] : PAGE_ORIGINS.filter((o) => !origins.includes(o));
     return { granted: missing.length === 0, missing };
   } catch {
@@ -197,15 +197,14 @@ const RETEST_MS = 30_000;
 const SETTLE_MS = 500;
 const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
 
-/** Runs the self-test when the last result is stale or failed (or always, with force): on its own when routing
- * is on or someone else holds the proxy setting (a PAC the user set may route the platforms too); with routing
- * off only when a page of ours asks (each run looks up a name that cannot exist, and with routing off it goes
- * to the system's resolver). */
-async function proveRoute({ force = false, asked = false } = {}) {
+/** Runs the self-test when the last result is stale or failed (or always, with force), whoever holds the proxy
+ * setting: routing off here does not mean nothing routes the platforms (a PAC the user set, a --proxy-server
+ * flag), and only the self-test can tell. With no route the name it looks up cannot resolve (RFC 6761 .invalid). */
+async function proveRoute({ force = false } = {}) {
   const r = (await routing.status().catch(() => null)) || {};
   const cur = await state.load();
   const paired = !['unpaired', 'unauthorized', 'down'].includes(cur.conn);
-  if (cur.backend !== 'up' || !paired || !cur.selftestUrl || !(r.enabled || r.blockedBy || asked)) return null;
+  if (cur.backend !== 'up' || !paired || !cur.selftestUrl) return null;
   const last = freshSelftest(cur.selftest, Date.now());
   if (!force && last && last.outcome === 'ok' && Date.now() - last.at < RETEST_MS) return last;
   if (force) await settle(); // force follows a routing change
@@ -251,7 +250,7 @@ async function check() {
   if (Date.now() - lastCheck < 2_500) return;
   lastCheck = Date.now();
   await sync.refresh('check');
-  await proveRoute({ asked: true });
+  await proveRoute();
 }
 
 async function reapply() {
@@ -265,7 +264,7 @@ async function reapply() {
 const handlers = makeHandlers({ tabs, actions, routing: routingSwitch, warningsFor, eyeFor, observe, pageLoaded, check, reapply,
   refresh: async (why) => {
     await sync.refresh(why);
-    await proveRoute({ asked: true });
+    await proveRoute();
   },
   openOptions: () => ext.runtime.openOptionsPage() });
 ext.runtime.onMessage.addListener(makeDispatcher(handlers, {

@@ -1,4 +1,4 @@
-/* The self-test: open https://selftest.consentwatch.invalid/ (the address /v1/health gives) the way a platform page
+/* The self-test: open the self-test page (selftest.consentwatch.invalid, the address /v1/health gives) as a platform page
  * is opened. The proxy answers it itself, so a response proves that the PAC sent it to the proxy AND that the
  * browser trusts consentwatch's CA. A failed fetch does not say why (fetch hides the net:: error), so the proxy is
  * asked: if it counted a refused TLS handshake for the self-test host, the browser reached it and refused the

@@ -55,11 +55,11 @@ export function computeStatus(f) {
     return { verdict: 'checking', reason: 'starting', title: 'Checking…', detail: 'Looking for consentwatch on this computer.', action: null, cautions: [] };
   }
   if (!f.paired || f.conn === 'unpaired') {
-    return not('unpaired', 'not paired', 'This extension has no token for consentwatch yet. Pair it in Settings (or run consentwatch token in a terminal and paste what it prints there).',
+    return not('unpaired', 'not paired yet', 'This extension has no token for consentwatch yet. Pair it in Settings (or run consentwatch token in a terminal and paste what it prints there).',
       button('pair', 'Pair with consentwatch'));
   }
   if (f.conn === 'unauthorized') {
-    return not('unauthorized', 'the token was refused', 'consentwatch is running but did not accept the saved token.',
+    return not('unauthorized', 'the token was not accepted', 'consentwatch is running but did not accept the saved token.',
       button('pair', 'Pair again'));
   }
   if (f.conn === 'error') {
@@ -80,7 +80,8 @@ export function computeStatus(f) {
           : 'Turn off the other proxy extension (chrome://extensions), or remove the proxy policy or flag.'));
     }
     if (!r.wanted) {
-      return not('routing-off', 'routing is off', 'The platforms’ traffic does not go through consentwatch, so it cannot read it.',
+      return not('routing-off', 'routing is off', 'The platforms’ traffic does not go through consentwatch, so it cannot read it '
+        + '(the settings pages you open are still read in the page).',
         button('routing-on', 'Turn routing on'));
     }
     if (!r.enabled) {
@@ -126,7 +127,7 @@ export function checklist(f) {
   const st = paired ? freshSelftest(f.selftest, f.now) : null;
   const trusted = Boolean(st) && st.outcome === 'ok';
   const routed = paired && (Boolean(r.enabled) || trusted || (Boolean(st) && st.outcome === 'untrusted'));
-  const waiting = (what) => text(`Waits for: ${what}.`);
+  const waiting = (what) => ({ kind: 'wait', text: `Waits for: ${what}.` });
   const items = [
     { id: 'backend', label: 'consentwatch is running', done: backend,
       detail: backend ? `Answering at ${f.apiBase}.` : `Nothing answers at ${f.apiBase || 'its address'} yet.`,

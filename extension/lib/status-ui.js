@@ -73,7 +73,7 @@
         },
       }, action.label)];
     }
-    return [el('p', { class: 'do' }, action.text)];
+    return [el('p', { class: action.kind === 'wait' ? 'do wait' : 'do' }, action.text)];
   }
 
   root.CWStatusUI = Object.freeze({ el, send, run, actionNodes, pageOrigins });

@@ -167,7 +167,7 @@ def test_without_the_proxy_the_page_eye_still_warns(runs, launch_extension, requ
     page.bring_to_front()
     page.locator("label.toggle").click()
     wait_until(lambda: run.warnings() == [], 15, what="the warning to resolve")
-    b.wait_badge("")
+    b.wait_badge("off")  # no warning left, and routing is off: the icon says it is not watching the traffic
     banner(other).wait_for(state="detached", timeout=10_000)
     b.context.close()
 

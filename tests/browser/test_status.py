@@ -155,7 +155,7 @@ def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chr
         assert checklist_done(first)["paired"] is False
         first.locator("#checklist li[data-item=paired] [data-action=pair]").wait_for()
         first.screenshot(path=str(artifacts / "status-firstrun-1-running.png"), full_page=True)
-        popup = popup_says(b, artifacts, "unpaired", "Not watching", "Not watching — not paired")
+        popup = popup_says(b, artifacts, "unpaired", "Not watching", "Not watching — not paired yet")
         assert popup.get_by_role("button", name="Pair with consentwatch").is_visible()
         popup.close()
 

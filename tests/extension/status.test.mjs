@@ -99,6 +99,7 @@ test('the checklist: the five steps in order, each unchecked one with its next a
   assert.deepEqual(fresh.items.map((i) => i.id), ['backend', 'paired', 'route', 'certificate', 'page-eye']);
   assert.deepEqual(fresh.items.map((i) => i.done), [false, false, false, false, false]);
   assert.equal(fresh.items[0].action.command, 'consentwatch run');
+  assert.equal(fresh.items[1].action.kind, 'wait');
   assert.match(fresh.items[1].action.text, /Waits for: consentwatch running/);
   assert.match(fresh.items[2].action.text, /Waits for: pairing/);
   assert.equal(fresh.items[4].action.id, 'grant-pages');
