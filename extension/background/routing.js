@@ -134,9 +134,10 @@ export class Routing {
   }
 
   /** When routing is on, keep the browser's PAC equal to what the API serves (ports or rules may change). With
-   * force (consentwatch came back after being away) apply it again even when nothing changed: Chromium keeps
-   * sending the hosts of a proxy that failed DIRECT for ~5 minutes, and only a changed proxy setting ends that.
-   * Setting the same value is no change (no event reaches the network stack), so it is cleared and set. */
+   * force (consentwatch may have been away) apply it again even when nothing changed: Chromium sends the hosts of
+   * a proxy that failed DIRECT for ~5 minutes (when DIRECT works for them), and only a changed proxy setting ends
+   * that. The same value again is no change (no event reaches the network stack), and clearing first would open
+   * a moment with no routing at all, so the script is set with a different last line. */
   async sync(apiBase, token, { force = false } = {}) {
     const { routing } = await this.local.get('routing');
     if (!routing || !routing.enabled) return false;
@@ -145,11 +146,15 @@ export class Routing {
     const ours = level === 'controlled_by_this_extension';
     if (pac !== routing.pac || !ours || force) {
       if (!usablePac(pac)) return false;
-      if (force && ours) await this.clearPac();
-      await this.setPac(pac);
+      await this.setPac(force ? reappliedPac(pac, new Date()) : pac);
       await this.local.set({ routing: { ...routing, pac, appliedAt: new Date().toISOString() } });
       return true;
     }
     return false;
   }
+}
+
+/** The same script with a last comment line that says when: a different value for the browser, the same routes. */
+export function reappliedPac(pac, when) {
+  return `${pac.replace(/\n\/\/ consentwatch: re-applied [^\n]*\n?$/, '')}\n// consentwatch: re-applied ${when.toISOString()}\n`;
 }

@@ -25,7 +25,8 @@ export class Sync {
     this.reconnectTimer = null;
     // consentwatch went away (its socket closed, or health failed) since the PAC was last applied: Chromium may
     // have marked its proxy bad and sends the platforms DIRECT for ~5 minutes, until the proxy setting changes.
-    this.bounced = false;
+    // A worker that starts does not know what happened while it was stopped: it applies the PAC once too.
+    this.bounced = true;
     socket.onOpen = () => {
       this.backoff.reset();
       this.state.update({ conn: 'connected', lastError: null });

@@ -19,11 +19,60 @@ from pathlib import Path
 
 import pytest
 
-from .browser_support import EXT_DIR, NO_DNS, ConsentwatchRun, ExtBrowser, consentwatch_run_available, fixture_flow, \
+from .browser_support import EXT_DIR, ConsentwatchRun, ExtBrowser, consentwatch_run_available, fixture_flow, \
     html_urls_in_flow, missing, wait_until
 
 FLOW = "linkedin/settings-on.flow"
+# A rule host the PAC sends to the proxy, reached over plain HTTP when DIRECT: one these tests never open over
+# HTTPS (the recorded LinkedIn answers set HSTS, after which Chromium would upgrade http:// on its own)
+DIRECT_HOST = "www.tumblr.com"
 SETTINGS_PATH = "/mypreferences/d/settings/data-for-ai-improvement"
+
+
+class DirectSite:
+    """What a platform's plain-HTTP address answers when the browser goes DIRECT (real DNS would reach the real
+    site): a local server the browser maps DIRECT_HOST:80 to. Every other name finds no DNS at all."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        site = self
+        self.hits = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                site.hits += self.path == "/"  # not the favicon
+                body = b"<title>direct</title>reached directly, not through consentwatch"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def resolver_rules(self) -> str:
+        port = self.server.server_address[1]
+        return f"--host-resolver-rules=MAP {DIRECT_HOST}:80 127.0.0.1:{port}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def visit(page, url: str) -> str:
+    """The page's title, or the net:: error."""
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=15_000)
+        return page.title()
+    except Exception as e:  # noqa: BLE001 - the error is the answer
+        return next((w for w in str(e).split() if w.startswith("net::")), str(e)[:120])
 
 
 def trust(home: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -35,8 +84,9 @@ def trust(home: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProces
 class Profile:
     """A Chromium profile with the extension, launched with HOME=home (its NSS db) and no certificate bypass."""
 
-    def __init__(self, pw, chromium: str, profile_dir: Path, home: Path):
+    def __init__(self, pw, chromium: str, profile_dir: Path, home: Path, resolver_rules: str):
         self.pw, self.chromium, self.profile_dir, self.home = pw, chromium, profile_dir, home
+        self.resolver_rules = resolver_rules
         self.b: ExtBrowser | None = None
 
     def launch(self) -> ExtBrowser:
@@ -44,7 +94,7 @@ class Profile:
             str(self.profile_dir), executable_path=self.chromium, headless=True,
             args=[f"--disable-extensions-except={EXT_DIR}", f"--load-extension={EXT_DIR}", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-                  "--no-default-browser-check", "--lang=en-US", NO_DNS],
+                  "--no-default-browser-check", "--lang=en-US", self.resolver_rules],
             env={**os.environ, "HOME": str(self.home)}, ignore_https_errors=False,
             viewport={"width": 1280, "height": 800}, locale="en-US", timezone_id="UTC")
         sw = next((w for w in context.service_workers if w.url.startswith("chrome-extension://")), None)
@@ -121,14 +171,16 @@ def setup(tmp_path_factory, artifacts):
     run = ConsentwatchRun(flow, data, artifacts / "consentwatch-run-status.log")
     urls = [u for u in html_urls_in_flow(flow) if SETTINGS_PATH in u]
     assert urls, f"no LinkedIn settings page recorded in {flow}"
-    yield {"root": root, "home": home, "data": data, "run": run, "settings_url": urls[0]}
+    direct = DirectSite()
+    yield {"root": root, "home": home, "data": data, "run": run, "settings_url": urls[0], "direct": direct}
     run.stop()
+    direct.stop()
 
 
 def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chromium_pw, setup, artifacts):
     pw, chromium = chromium_pw
     run: ConsentwatchRun = setup["run"]
-    prof = Profile(pw, chromium, setup["root"] / "profile", setup["home"])
+    prof = Profile(pw, chromium, setup["root"] / "profile", setup["home"], setup["direct"].resolver_rules)
     b = prof.launch()
     try:
         # -- installed: the first-run page opens by itself; nothing runs yet
@@ -217,21 +269,27 @@ def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chr
         wait_until(lambda: b.eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id) != "!", 15,
                    what="the mark to go once a page loads while watched")
 
-        # -- consentwatch stopped: not watching; a platform page meanwhile goes DIRECT (Chromium marks the proxy bad)
+        # -- consentwatch stopped: not watching. A platform address whose DIRECT works meanwhile falls back to it,
+        # and Chromium marks the proxy bad (test_chromium_keeps_bypassing_a_restarted_proxy_without_a_new_setting)
+        direct = setup["direct"]
         run.stop()
         wait_reason(b, "backend-down", timeout=30)
         popup_says(b, artifacts, "backend-stopped", "Not watching", "Not watching — consentwatch is not running").close()
-        with pytest.raises(Exception, match="ERR_NAME_NOT_RESOLVED"):
-            page.goto(setup["settings_url"], wait_until="domcontentloaded")
+        assert visit(page, f"http://{DIRECT_HOST}/") == "direct" and direct.hits == 1
+        assert visit(page, setup["settings_url"]).startswith("net::ERR_")  # nothing reads it now
 
-        # -- restarted on the same ports: the PAC is applied again and the self-test passes again, within seconds
+        # -- restarted on the same ports: the PAC is applied again, the self-test passes again, within seconds, and
+        # the platform goes through consentwatch again (not DIRECT for the next 5 minutes)
         started = time.monotonic()
         run.start()
         state = wait_reason(b, "ok", timeout=60)
         back_after = time.monotonic() - started
         assert state["selftest"]["outcome"] == "ok"
-        resp = page.goto(setup["settings_url"], wait_until="domcontentloaded")
-        assert resp.status == 200 and "linkedin" in page.content().lower()
+        applied = b.eval("() => chrome.proxy.settings.get({})")["value"]["pacScript"]["data"]
+        assert "// consentwatch: re-applied " in applied  # a new value, the same routes
+        assert visit(page, setup["settings_url"]) == "Data for Generative AI Improvement | LinkedIn" or \
+            "linkedin" in page.content().lower()
+        assert visit(page, f"http://{DIRECT_HOST}/") != "direct" and direct.hits == 1
         (artifacts / "status-restart-seconds.txt").write_text(f"{back_after:.1f}\n")
         popup_says(b, artifacts, "watching-after-restart", "Watching", None).close()
     finally:
@@ -245,7 +303,7 @@ def test_ca_untrusted_says_so_and_trust_then_restart_fixes_it(chromium_pw, setup
         run.start()
     home = setup["root"] / "home-untrusted"
     home.mkdir()
-    prof = Profile(pw, chromium, setup["root"] / "profile-untrusted", home)
+    prof = Profile(pw, chromium, setup["root"] / "profile-untrusted", home, setup["direct"].resolver_rules)
     b = prof.launch()
     try:
         b.pair(run.base, run.token)
@@ -278,3 +336,36 @@ def test_ca_untrusted_says_so_and_trust_then_restart_fixes_it(chromium_pw, setup
         assert state["status"]["verdict"] == "watching"
     finally:
         prof.close()
+
+
+def test_chromium_keeps_bypassing_a_restarted_proxy_without_a_new_setting(chromium_pw, setup):
+    """The control for the restart above: the same PAC held by Chromium itself (--proxy-pac-url, which nothing
+    applies again) keeps sending the platform DIRECT after consentwatch is back, while its self-test host (which
+    cannot resolve, so Chromium falls back to the proxy it marked bad) passes. So the self-test alone cannot see
+    this bypass, and applying the PAC again is what ends it."""
+    import base64
+
+    pw, chromium = chromium_pw
+    run: ConsentwatchRun = setup["run"]
+    direct = setup["direct"]
+    if run.proc is None:
+        run.start()
+    pac = run.get("/v1/proxy.pac")
+    browser = pw.chromium.launch(executable_path=chromium, env={**os.environ, "HOME": str(setup["home"])}, args=[
+        "--no-sandbox", "--disable-gpu", direct.resolver_rules,
+        "--proxy-pac-url=data:application/x-ns-proxy-autoconfig;base64," + base64.b64encode(pac.encode()).decode()])
+    try:
+        page = browser.new_page()
+        assert visit(page, "https://selftest.consentwatch.invalid/") == "consentwatch self-test: OK"
+        before = direct.hits
+        run.stop()
+        assert visit(page, f"http://{DIRECT_HOST}/") == "direct"  # fell back, and marked the proxy bad
+        run.start()
+        time.sleep(2)
+        for _ in range(3):
+            assert visit(page, "https://selftest.consentwatch.invalid/") == "consentwatch self-test: OK"
+            assert visit(page, f"http://{DIRECT_HOST}/") == "direct"  # still bypassed, consentwatch up
+            time.sleep(2)
+        assert direct.hits == before + 4
+    finally:
+        browser.close()

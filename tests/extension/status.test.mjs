@@ -8,7 +8,7 @@ import '../../extension/lib/common.js';
 import { SELFTEST_FRESH_MS, SELFTEST_HOST, checklist, computeStatus, freshSelftest, iconView, platformEyes, refusedHosts,
   tabMark } from '../../extension/background/status.js';
 import { SelfTest, selftestUrlOk } from '../../extension/background/selftest.js';
-import { Routing } from '../../extension/background/routing.js';
+import { Routing, reappliedPac } from '../../extension/background/routing.js';
 import { Sync, healthFacts } from '../../extension/background/sync.js';
 import { SessionArea, StateStore } from '../../extension/background/state.js';
 import { Backoff } from '../../extension/background/backoff.js';
@@ -212,7 +212,7 @@ function proxyStandIn() {
   return { proxy, log };
 }
 
-test('routing: with force the PAC is cleared and set again, so the browser sees a change even when it is the same', async () => {
+test('routing: with force the PAC is set again as a different value (same routes), so the browser sees a change', async () => {
   const pac = 'function FindProxyForURL(url, host) { return "PROXY 127.0.0.1:9; DIRECT"; }';
   const { proxy, log } = proxyStandIn();
   const local = { data: {}, async get(k) { return { [k]: this.data[k] }; }, async set(o) { Object.assign(this.data, o); } };
@@ -223,7 +223,13 @@ test('routing: with force the PAC is cleared and set again, so the browser sees 
   assert.equal(await routing.sync('http://127.0.0.1:1', 't'), false); // nothing changed: left alone
   assert.deepEqual(log, ['set']);
   assert.equal(await routing.sync('http://127.0.0.1:1', 't', { force: true }), true);
-  assert.deepEqual(log, ['set', 'clear', 'set']);
+  assert.deepEqual(log, ['set', 'set']); // never cleared in between: no moment without routing
+  const applied = (await proxy.settings.get()).value.pacScript.data;
+  assert.notEqual(applied, pac);
+  assert.ok(applied.startsWith(pac) && /\n\/\/ consentwatch: re-applied \d{4}-[^\n]+\n$/.test(applied), applied);
+  assert.equal(reappliedPac(applied, new Date(0)), `${pac}\n// consentwatch: re-applied 1970-01-01T00:00:00.000Z\n`); // one line, not a pile
+  assert.equal(local.data.routing.pac, pac); // what the API served, to compare with next time
+  assert.equal(await routing.sync('http://127.0.0.1:1', 't'), false);
   assert.equal((await routing.status()).enabled, true);
   await routing.set(false);
   assert.equal(await routing.sync('http://127.0.0.1:1', 't', { force: true }), false); // off stays off
@@ -252,8 +258,11 @@ test('sync: health is asked before pairing; consentwatch coming back forces the 
   answers = { ...answers, '/v1/warnings': { warnings: [] } };
   await sync.refresh();
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(routed, [false]);
-  assert.deepEqual(after, [false]);
+  assert.deepEqual(routed, [true]); // a worker that starts applies the PAC once: it cannot know what it missed
+  assert.deepEqual(after, [true]);
+  await sync.refresh();
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(routed, [true, false]);
 
   answers = { '/v1/health': new ApiError('down', 'No answer') };
   await sync.refresh();
@@ -263,11 +272,11 @@ test('sync: health is asked before pairing; consentwatch coming back forces the 
   answers = { '/v1/health': { version: '1', selftest_url: URL_ }, '/v1/warnings': { warnings: [] } };
   await sync.refresh();
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(routed, [false, true]); // back after being down: the PAC again, at once
-  assert.deepEqual(after, [false, true]);
+  assert.deepEqual(routed, [true, false, true]); // back after being down: the PAC again, at once
+  assert.deepEqual(after, [true, false, true]);
   await sync.refresh();
   await new Promise((r) => setImmediate(r));
-  assert.deepEqual(routed, [false, true, false]);
+  assert.deepEqual(routed, [true, false, true, false]);
 
   socket.onClose(); // the socket dropped (consentwatch restarted between two polls): the next look forces too
   await sync.refresh();
