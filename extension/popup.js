@@ -53,7 +53,11 @@ function renderNotice(state) {
     tone = st.reason === 'unpaired' ? 'warn' : 'bad';
     title.textContent = `Not watching — ${st.title}`;
     const nodes = actionNodes(st.action, { onDone, onError });
-    body.append(el('p', {}, st.detail), ...nodes.filter((n) => n.tagName === 'P'));
+    const r = state.routing || {};
+    // the switch below shows the same words as its error: said once, there
+    const underSwitch = ['routing-blocked', 'routing-failed'].includes(st.reason) && [r.error, r.blockedBy].includes(st.detail);
+    const detail = underSwitch ? 'Why, and where to change it, is under the switch below.' : st.detail;
+    body.append(el('p', {}, detail), ...nodes.filter((n) => n.tagName === 'P'));
     actions.append(...nodes.filter((n) => n.tagName !== 'P'));
   } else if (st && st.verdict === 'checking') {
     tone = 'idle';

@@ -75,9 +75,15 @@ export function computeStatus(f) {
   }
   if (!(st && st.outcome === 'ok')) {
     if (r.blockedBy) {
-      return not('routing-blocked', 'the proxy setting is not ours', r.blockedBy,
-        text(f.browser === 'firefox' ? 'Turn off the other proxy extension (about:addons), or the proxy policy.'
-          : 'Turn off the other proxy extension (chrome://extensions), or remove the proxy policy or flag.'));
+      // another extension or a policy holds the proxy setting, or (Firefox) the add-on may not set it yet: the
+      // routing module's words say which, and where to change it
+      const other = /Another extension/.test(r.blockedBy);
+      const policy = /policy or a command-line flag/.test(r.blockedBy);
+      const where = f.browser === 'firefox' ? 'about:addons' : 'chrome://extensions';
+      return not('routing-blocked', other || policy ? 'the proxy setting is not ours' : 'routing is not allowed yet', r.blockedBy,
+        other ? text(`Turn off the other proxy extension (${where}).`)
+          : policy ? text('Remove the proxy policy or the --proxy-server flag, or route the platforms with your own PAC.')
+            : null);
     }
     if (!r.wanted) {
       return not('routing-off', 'routing is off', 'The platforms’ traffic does not go through consentwatch, so it cannot read it '

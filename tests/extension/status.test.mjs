@@ -44,6 +44,8 @@ test('each failing fact gives "not watching", its reason and the one action that
     [{ routing: { wanted: true, enabled: false, error: 'refused' }, selftest: null }, 'routing-failed', { kind: 'button', id: 'routing-on' }],
     [{ routing: { wanted: true, enabled: false, blockedBy: 'Another extension controls your proxy settings.' }, selftest: null },
       'routing-blocked', { kind: 'text' }],
+    [{ routing: { wanted: false, enabled: false, blockedBy: 'Your browser’s proxy is set by a policy or a command-line flag.' },
+      selftest: null }, 'routing-blocked', { kind: 'text' }],
     [{ selftest: { outcome: 'untrusted', at: NOW - 10 } }, 'ca-untrusted',
       { kind: 'command', command: 'consentwatch trust --browser chromium', then: 'then restart the browser' }],
     [{ selftest: { outcome: 'bypassed', at: NOW - 10 } }, 'route-bypassed', { kind: 'button', id: 'reapply' }],
@@ -56,6 +58,11 @@ test('each failing fact gives "not watching", its reason and the one action that
     for (const [k, v] of Object.entries(action)) assert.equal(s.action[k], v, `${reason}: action.${k}`);
     assert.ok(s.title && s.detail, reason);
   }
+  // Firefox without the private-windows permission: the routing module's words (where to allow it) are the detail
+  const pb = computeStatus(facts({ browser: 'firefox', selftest: null,
+    routing: { wanted: false, enabled: false, blockedBy: 'Firefox lets consentwatch route the platforms only if … → Allow.' } }));
+  assert.deepEqual([pb.reason, pb.title, pb.action], ['routing-blocked', 'routing is not allowed yet', null]);
+  assert.match(pb.detail, /→ Allow/);
   // Firefox is told about its own store
   assert.equal(computeStatus(facts({ browser: 'firefox', selftest: { outcome: 'untrusted', at: NOW } })).action.command,
     'consentwatch trust --browser firefox');
