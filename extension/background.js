@@ -147,7 +147,13 @@ const marks = () => session.get(MARKS_KEY).then((m) => m || {});
 
 /** A rule-host page finished loading in a tab (its banner asked for warnings): mark it if nothing watched it. */
 async function pageLoaded(ctx) {
-  const { facts } = await gatherFacts();
+  let { facts } = await gatherFacts();
+  if (computeStatus(facts).verdict === 'checking') {
+    // not proven either way yet (a browser that just started, restoring its tabs): ask now rather than mark a
+    // page that was most likely read
+    await proveRoute().catch(() => null);
+    ({ facts } = await gatherFacts());
+  }
   const mark = tabMark(computeStatus(facts));
   const all = await marks();
   if (mark) all[String(ctx.tabId)] = { host: ctx.hostname, title: mark.title, at: Date.now() };

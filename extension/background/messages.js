@@ -6,8 +6,9 @@ export function makeHandlers(d) {
   const page = {
     'page:get': async (msg, ctx) => {
       await d.tabs.track(ctx.tabId, ctx.hostname);
-      // the banner asks once per page load: mark the tab if consentwatch was not watching as it loaded
-      if (d.pageLoaded) await d.pageLoaded(ctx).catch(() => {});
+      // the banner asks once per page load: mark the tab if consentwatch was not watching as it loaded (not
+      // awaited: the answer may wait for a self-test, the banner should not)
+      if (d.pageLoaded) Promise.resolve(d.pageLoaded(ctx)).catch(() => {});
       return { warnings: await d.warningsFor(ctx.hostname) };
     },
     'page:rules': async (msg, ctx) => {

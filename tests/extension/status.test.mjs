@@ -293,3 +293,18 @@ test('sync: health is asked before pairing; consentwatch coming back forces the 
   assert.deepEqual(healthFacts(null), { backend: 'down', tlsFailures: {}, selftestUrl: null });
   assert.equal(healthFacts({ selftest_url: 5 }).selftestUrl, null);
 });
+
+test('a platform page that loads is reported for its tab mark; the banner does not wait for it', async () => {
+  const { makeHandlers } = await import('../../extension/background/messages.js');
+  const loaded = [];
+  let release;
+  const handlers = makeHandlers({
+    tabs: { track: async () => {} }, warningsFor: async () => [], eyeFor: async () => null, observe: async () => true,
+    actions: {}, routing: {}, refresh: async () => {}, openOptions: async () => {},
+    pageLoaded: (ctx) => { loaded.push(ctx); return new Promise((r) => { release = r; }); }, // a slow self-test
+  });
+  const ctx = { tabId: 7, hostname: 'www.linkedin.com', url: 'https://www.linkedin.com/x' };
+  assert.deepEqual(await handlers.page['page:get']({ type: 'page:get' }, ctx), { warnings: [] }); // answered at once
+  assert.deepEqual(loaded, [ctx]);
+  release();
+});
