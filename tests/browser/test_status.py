@@ -60,7 +60,8 @@ class DirectSite:
     @property
     def resolver_rules(self) -> str:
         port = self.server.server_address[1]
-        return f"--host-resolver-rules=MAP {DIRECT_HOST}:80 127.0.0.1:{port}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost"
+        return (f"--host-resolver-rules=MAP {DIRECT_HOST}:80 127.0.0.1:{port}, MAP * ~NOTFOUND, "
+                "EXCLUDE 127.0.0.1, EXCLUDE localhost")
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -92,7 +93,8 @@ class Profile:
     def launch(self) -> ExtBrowser:
         context = self.pw.chromium.launch_persistent_context(
             str(self.profile_dir), executable_path=self.chromium, headless=True,
-            args=[f"--disable-extensions-except={EXT_DIR}", f"--load-extension={EXT_DIR}", "--no-sandbox", "--disable-gpu",
+            args=[f"--disable-extensions-except={EXT_DIR}", f"--load-extension={EXT_DIR}", "--no-sandbox",
+                  "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
                   "--no-default-browser-check", "--lang=en-US", self.resolver_rules],
             env={**os.environ, "HOME": str(self.home)}, ignore_https_errors=False,
@@ -123,8 +125,11 @@ def ui_state(b: ExtBrowser) -> dict:
 
 
 def wait_reason(b: ExtBrowser, reason: str, timeout: float = 30.0) -> dict:
+    def now() -> str | None:
+        return ui_state(b).get("status", {}).get("reason")
+
     return wait_until(lambda: (s := ui_state(b)).get("status", {}).get("reason") == reason and s, timeout,
-                      interval=0.3, what=f"status reason {reason!r} (now {ui_state(b).get('status', {}).get('reason')!r})")
+                      interval=0.3, what=f"status reason {reason!r} (now {now()!r})")
 
 
 def popup_says(b: ExtBrowser, artifacts: Path, name: str, status: str, title: str | None, height: int = 560):
@@ -184,7 +189,8 @@ def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chr
     b = prof.launch()
     try:
         # -- installed: the first-run page opens by itself; nothing runs yet
-        wait_until(lambda: f"{b.origin}/firstrun.html" in page_targets(b), 15, what="the first-run page to open on install")
+        wait_until(lambda: f"{b.origin}/firstrun.html" in page_targets(b), 15,
+                   what="the first-run page to open on install")
         # Playwright may attach to a tab the browser opened during launch late or not at all: the checks below run
         # in the same page opened again
         first = next((p for p in b.context.pages if p.url == f"{b.origin}/firstrun.html"), None) \
@@ -274,7 +280,8 @@ def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chr
         direct = setup["direct"]
         run.stop()
         wait_reason(b, "backend-down", timeout=30)
-        popup_says(b, artifacts, "backend-stopped", "Not watching", "Not watching — consentwatch is not running").close()
+        popup_says(b, artifacts, "backend-stopped", "Not watching",
+                   "Not watching — consentwatch is not running").close()
         assert visit(page, f"http://{DIRECT_HOST}/") == "direct" and direct.hits == 1
         assert visit(page, setup["settings_url"]).startswith("net::ERR_")  # nothing reads it now
 
