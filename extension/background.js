@@ -6,8 +6,8 @@
  * sync.js     health, warnings, rules, reconnect/backoff   routing.js  the PAC routing switch
  * tabs.js     tabs that show a platform page               rules.js    what the page eye looks for, per host
  * observe.js  the page eye's regions to the API            actions.js  dismiss, open a setting, test, popup view
- * messages.js the handler tables (the allow-list)
- * Talks to nothing but the consentwatch API on 127.0.0.1/localhost. */
+ * messages.js the handler tables (the allow-list)            pairing.js  one-click pairing (native messaging)
+ * Talks to nothing but the consentwatch API on 127.0.0.1/localhost, and consentwatch's own pairing host. */
 
 import './lib/common.js';
 import { Actions } from './background/actions.js';
@@ -16,6 +16,7 @@ import { renderBadge } from './background/badge.js';
 import { Backoff } from './background/backoff.js';
 import { makeDispatcher, makeHandlers } from './background/messages.js';
 import { ObservationRelay, checkObservation } from './background/observe.js';
+import { Pairing, pairingHandlers } from './background/pairing.js';
 import { Routing } from './background/routing.js';
 import { DynamicScripts, RULES_KEY, compactRules, eyeConfig, isApiHost } from './background/rules.js';
 import { LiveSocket } from './background/socket.js';
@@ -120,6 +121,15 @@ const handlers = makeHandlers({ tabs, actions, routing, warningsFor, eyeFor, obs
   refresh: (why) => sync.refresh(why), openOptions: () => ext.runtime.openOptionsPage() });
 ext.runtime.onMessage.addListener(makeDispatcher(handlers, {
   extId: ext.runtime.id, extOrigin: ext.runtime.getURL(''), hostAllowed: pageHostAllowed,
+}));
+
+// One-click pairing: its own table, served the same way (from the extension's own pages only).
+const pairing = new Pairing({
+  sendNative: typeof ext.runtime.sendNativeMessage === 'function' ? (host, msg) => ext.runtime.sendNativeMessage(host, msg) : null,
+  testConnection: (apiBase, token) => actions.testConnection(apiBase, token), session, local: ext.storage.local, CW,
+});
+ext.runtime.onMessage.addListener(makeDispatcher(pairingHandlers(pairing), {
+  extId: ext.runtime.id, extOrigin: ext.runtime.getURL(''), hostAllowed: () => false,
 }));
 
 // Nothing outside the extension may talk to it.

@@ -51,6 +51,13 @@ function withCode(parts) {
   return parts.map((p) => (typeof p === 'string' ? p : el('code', {}, p.code)));
 }
 
+// Made once and moved back in on each render: a confirmation in progress survives the popup's re-renders.
+let pairBox = null;
+function pairControl() {
+  if (!pairBox) pairBox = CWPair.create({ onPaired: () => refresh() });
+  return pairBox;
+}
+
 function renderNotice(state) {
   const notice = $('notice');
   const title = $('notice-title');
@@ -68,12 +75,8 @@ function renderNotice(state) {
     case 'unpaired':
       tone = 'warn';
       title.textContent = 'Not paired yet';
-      body.append(...withCode([
-        'This extension needs a token to read warnings from consentwatch on this computer. Run ',
-        { code: 'consentwatch token' },
-        ' in a terminal and paste what it prints into Settings.',
-      ]));
-      actions.append(optionsBtn('Pair in settings', true));
+      body.append('This extension needs to pair with consentwatch on this computer to read its warnings.');
+      actions.append(pairControl(), optionsBtn('Paste a token instead'));
       break;
     case 'down':
       tone = 'bad';
