@@ -67,9 +67,9 @@ $('test').addEventListener('click', () => {
 });
 
 $('pair-box').append(CWPair.create({
-  onPaired: async (r) => {
-    await load();
-    showResult(true, `${r.message} Warnings show in the toolbar popup.`);
+  onPaired: async () => {
+    await load(); // the paste fields show what pairing saved
+    $('result').hidden = true;
   },
 }));
 

@@ -106,7 +106,7 @@ def _pairing(args, directory: Path) -> None:
         raise CliError(f"could not {what} the pairing host for every browser asked for (see above)")
     if not args.remove:
         print("Pair: with consentwatch running, click \"Pair with consentwatch on this computer\" in the extension's "
-              "popup or settings (a browser started before now may need a restart to see the host).")
+              "popup or settings (no browser restart needed).")
 
 
 def run(args) -> int:
