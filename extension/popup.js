@@ -94,9 +94,9 @@ function renderNotice(state) {
       body.append(...withCode([
         'consentwatch is running but refused the saved token. Run ',
         { code: 'consentwatch token' },
-        ' and paste the new one into Settings.',
+        ' and paste the new one into Settings, or pair again.',
       ]));
-      actions.append(optionsBtn('Update token', true));
+      actions.append(pairControl(), optionsBtn('Update token'));
       break;
     case 'error':
       tone = 'bad';

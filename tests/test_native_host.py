@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import stat
 import struct
 import subprocess
@@ -20,6 +21,7 @@ from consentwatch.native_host import (CHROMIUM_EXTENSION_ID, CHROMIUM_ORIGIN, GE
                                       LOCK_FILE)
 from consentwatch.pairing import MANIFEST_FILE, install, launcher_path, places, remove
 from consentwatch.store.lock import LOCK_FILE as STORE_LOCK_FILE
+from conftest import missing_prerequisite
 from live_support import default_recording, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +103,22 @@ def test_trust_pairing_only_installs_the_host_everywhere_and_remove_takes_it_bac
     assert gone.returncode == 0 and gone.stdout.count("pairing host removed") == 4, gone.stdout + gone.stderr
     assert not launcher.exists() and not any((d / MANIFEST_FILE).exists() for d in manifests)
     assert (data / "token").exists() is False  # installing and removing the host never made a token
+
+
+def test_trust_sets_up_pairing_and_the_ca_together_and_remove_undoes_both(tmp_path):
+    if not shutil.which("certutil"):
+        missing_prerequisite("certutil (libnss3-tools) is needed: make browser")
+    home, data = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    r = cw(home, "trust", "--browser", "chromium", "--data-dir", str(data))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("pairing host installed") == 2 and "consentwatch CA:" in r.stdout and "trusted" in r.stdout
+    assert (home / ".config/chromium/NativeMessagingHosts" / MANIFEST_FILE).exists()
+    assert not (home / ".mozilla").exists()  # only the browser asked for
+    gone = cw(home, "trust", "--browser", "chromium", "--remove", "--data-dir", str(data))
+    assert gone.returncode == 0 and gone.stdout.count("pairing host removed") == 2 and "removed 1 consentwatch CA" in gone.stdout
+    assert not (home / ".config/chromium/NativeMessagingHosts" / MANIFEST_FILE).exists()
+    assert not launcher_path(data).exists()  # no browser's manifest points at it any more
 
 
 def test_remove_takes_only_our_manifest_and_keeps_the_launcher_while_a_browser_still_uses_it(tmp_path):

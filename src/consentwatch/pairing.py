@@ -133,8 +133,8 @@ def install(data_dir: Path, browser: str = "all", home: Path | None = None, env:
 
 def remove(data_dir: Path | None, browser: str = "all", home: Path | None = None, env: dict | None = None,
            chromium_user_data_dirs: list[Path] | None = None) -> list[HostOutcome]:
-    """Take our manifest out of each place (only ours: the file named after our host), and the launcher once no
-    browser's manifest is left."""
+    """Take our manifest out of each place (only ours: the file named after our host), and the launcher once none
+    of the places we know of (every browser's default, and the user data dirs named now) holds one."""
     outcomes = []
     for place in places(browser, home, env, chromium_user_data_dirs):
         try:
@@ -144,7 +144,8 @@ def remove(data_dir: Path | None, browser: str = "all", home: Path | None = None
             outcomes.append(HostOutcome(place, "absent"))
         except OSError as e:
             outcomes.append(HostOutcome(place, "failed", e.strerror or str(e)))
-    if data_dir is not None and browser == "all" and not any(o.action == "failed" for o in outcomes):
+    left = [p for p in places("all", home, env, chromium_user_data_dirs) if p.manifest.exists()]
+    if data_dir is not None and not left:
         try:
             launcher_path(data_dir).unlink()
         except FileNotFoundError:
