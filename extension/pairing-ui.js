@@ -71,6 +71,10 @@
       await send('ui:pair-cancel').catch(() => {});
       show('idle', 'info', null);
     });
+    // back to the button, unless the user is in the middle of it (an old outcome must not greet a new situation)
+    box.reset = () => {
+      if (!['asking', 'confirm', 'saving'].includes(box.dataset.pairState)) show('idle', 'info', null);
+    };
     return box;
   }
 

@@ -53,8 +53,11 @@ function withCode(parts) {
 
 // Made once and moved back in on each render: a confirmation in progress survives the popup's re-renders.
 let pairBox = null;
-function pairControl() {
+let pairFor = null;
+function pairControl(conn) {
   if (!pairBox) pairBox = CWPair.create({ onPaired: () => refresh() });
+  if (pairFor !== conn) pairBox.reset();
+  pairFor = conn;
   return pairBox;
 }
 
@@ -76,7 +79,7 @@ function renderNotice(state) {
       tone = 'warn';
       title.textContent = 'Not paired yet';
       body.append('This extension needs to pair with consentwatch on this computer to read its warnings.');
-      actions.append(pairControl(), optionsBtn('Paste a token instead'));
+      actions.append(pairControl(state.conn), optionsBtn('Paste a token instead'));
       break;
     case 'down':
       tone = 'bad';
@@ -96,7 +99,7 @@ function renderNotice(state) {
         { code: 'consentwatch token' },
         ' and paste the new one into Settings, or pair again.',
       ]));
-      actions.append(pairControl(), optionsBtn('Update token'));
+      actions.append(pairControl(state.conn), optionsBtn('Update token'));
       break;
     case 'error':
       tone = 'bad';
