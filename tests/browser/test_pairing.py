@@ -41,8 +41,8 @@ def trust(home: Path, data_dir: Path, *extra: str) -> str:
 
 
 def result_text(page) -> str:
-    box = page.locator(".pair-result")
-    return box.text_content() if box.is_visible() else ""
+    """The pairing control's outcome line, without waiting for it (the popup takes the control away once paired)."""
+    return page.evaluate("() => { const r = document.querySelector('.pair-result'); return r && !r.hidden ? r.textContent : ''; }")
 
 
 def pair_on(page, api_base: str, shot: Path | None = None) -> None:
@@ -53,7 +53,6 @@ def pair_on(page, api_base: str, shot: Path | None = None) -> None:
     if shot:
         page.screenshot(path=str(shot))
     page.click("[data-pair=accept]")
-    wait_until(lambda: "Paired with consentwatch at" in result_text(page), 20, what="paired")
 
 
 def test_pair_in_one_click_from_the_options_page(pw, chromium_path, real_run_factory, tmp_path, artifacts):
@@ -74,6 +73,7 @@ def test_pair_in_one_click_from_the_options_page(pw, chromium_path, real_run_fac
         assert str(home / ".config/chromium/NativeMessagingHosts/consentwatch.pairing.json") in out
         # the running browser finds the host at once: no restart
         pair_on(options, run.base)
+        wait_until(lambda: f"Paired with consentwatch at {run.base}." in result_text(options), 20, what="paired")
         options.screenshot(path=str(artifacts / "pairing-options-paired.png"))
         saved = browser.eval("() => chrome.storage.local.get(['apiBase', 'token'])")
         assert saved == {"apiBase": run.base, "token": run.token}
@@ -129,8 +129,10 @@ def test_a_custom_user_data_dir_looks_there_and_the_popup_pairs(pw, chromium_pat
         out = trust(home, run.data_dir, "--chromium-user-data-dir", str(custom))
         assert str(custom / "NativeMessagingHosts" / "consentwatch.pairing.json") in out
         pair_on(popup, run.base, artifacts / "pairing-popup-confirm.png")
+        # once paired the popup moves on: the notice and its Pair button give way to the watching state
         wait_until(lambda: popup.locator("#status-text").text_content() == "Watching", 20, what="popup Watching")
         popup.screenshot(path=str(artifacts / "pairing-popup-paired.png"))
+        assert popup.locator("[data-pair=start]").count() == 0
         assert browser.eval("() => chrome.storage.local.get(['token'])") == {"token": run.token}
     finally:
         browser.context.close()
