@@ -219,7 +219,9 @@ def test_a_stale_lock_note_is_not_a_running_consentwatch(host):
     assert replies[0]["error"] == "not-running" and "does not answer at http://127.0.0.1:9" in replies[0]["message"]
     (data / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "api": "off"}))
     assert talk(host, frame({"type": "pair"}))[1][0]["error"] == "api-off"
-    for note in ("[]", "{", json.dumps({"pid": os.getpid(), "api": "http://evil.example:80"})):
+    for note in ("[]", "{", json.dumps({"pid": os.getpid(), "api": "http://evil.example:80"}),
+                 json.dumps({"pid": os.getpid(), "api": "http://127.0.0.1:9@evil.example"}),
+                 json.dumps({"pid": True, "api": "http://127.0.0.1:9"})):
         (data / LOCK_FILE).write_text(note)
         assert talk(host, frame({"type": "pair"}))[1][0]["error"] == "not-running", note
 

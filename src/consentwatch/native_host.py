@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 import urllib.error
@@ -40,6 +41,7 @@ MAX_MESSAGE = 4096  # a request is {"type": "pair"}: anything this long is not o
 HEALTH_TIMEOUT = 3.0
 LOCK_FILE = "consentwatch.lock"  # store/lock.py's note: {"pid", "command", "api"}; read here without the store package
 _HEADER = struct.Struct("=I")  # native byte order, as Chromium and Firefox write it
+_API = re.compile(r"http://127\.0\.0\.1:[0-9]{1,5}")  # the API listens on 127.0.0.1 only (api/server.py)
 
 
 class FramingError(Exception):
@@ -100,7 +102,7 @@ def running_api(data_dir: Path) -> tuple[str | None, dict]:
     if api == "off":
         return None, error("api-off", "consentwatch is running without its API (--api-port 0): restart it without "
                                       "that option, then pair again.")
-    if not isinstance(api, str) or not api.startswith("http://127.0.0.1:") or not _alive(pid):
+    if not isinstance(api, str) or not _API.fullmatch(api) or not _alive(pid):
         return None, error("not-running", f"consentwatch is not running (data dir {data_dir}): start it with "
                                           "`consentwatch run`, then pair again.")
     # the note can outlive a killed process whose pid was reused: only an answering API counts
@@ -117,7 +119,7 @@ def running_api(data_dir: Path) -> tuple[str | None, dict]:
 
 
 def _alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
