@@ -7,8 +7,8 @@
  * tabs.js     tabs that show a platform page               rules.js    what the page eye looks for, per host
  * observe.js  the page eye's regions to the API            actions.js  dismiss, open a setting, test, popup view
  * messages.js the handler tables (the allow-list)           status.js   the one status, from facts (pure)
- * selftest.js proves the route and the CA (the self-test page)
- * Talks to nothing but the consentwatch API on 127.0.0.1/localhost. */
+ * selftest.js proves the route and the CA (the self-test page) pairing.js one-click pairing (native messaging)
+ * Talks to nothing but the consentwatch API on 127.0.0.1/localhost, and consentwatch's own pairing host. */
 
 import './lib/common.js';
 import { Actions } from './background/actions.js';
@@ -17,6 +17,7 @@ import { markTab, renderIcon } from './background/badge.js';
 import { Backoff } from './background/backoff.js';
 import { makeDispatcher, makeHandlers } from './background/messages.js';
 import { ObservationRelay, checkObservation } from './background/observe.js';
+import { Pairing, pairingHandlers } from './background/pairing.js';
 import { Routing } from './background/routing.js';
 import { SelfTest } from './background/selftest.js';
 import { checklist, computeStatus, freshSelftest, iconView, platformEyes, tabMark } from './background/status.js';
@@ -275,6 +276,15 @@ const handlers = makeHandlers({ tabs, actions, routing: routingSwitch, warningsF
   openOptions: () => ext.runtime.openOptionsPage() });
 ext.runtime.onMessage.addListener(makeDispatcher(handlers, {
   extId: ext.runtime.id, extOrigin: ext.runtime.getURL(''), hostAllowed: pageHostAllowed,
+}));
+
+// One-click pairing: its own table, served the same way (from the extension's own pages only).
+const pairing = new Pairing({
+  sendNative: typeof ext.runtime.sendNativeMessage === 'function' ? (host, msg) => ext.runtime.sendNativeMessage(host, msg) : null,
+  testConnection: (apiBase, token) => actions.testConnection(apiBase, token), session, local: ext.storage.local, CW,
+});
+ext.runtime.onMessage.addListener(makeDispatcher(pairingHandlers(pairing), {
+  extId: ext.runtime.id, extOrigin: ext.runtime.getURL(''), hostAllowed: () => false,
 }));
 
 // Nothing outside the extension may talk to it.

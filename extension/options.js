@@ -37,12 +37,23 @@ $('form').addEventListener('submit', async (ev) => {
   await runTest(form);
 });
 
+/** Tests the address and token; once consentwatch accepts them they are saved (a tested token that stayed unsaved
+ * left the popup "Not paired"). */
 async function runTest(form) {
   $('test').disabled = true;
   try {
     const reply = await ext.runtime.sendMessage({ type: 'ui:test-connection', apiBase: form.apiBase, token: form.token });
     const r = reply && reply.ok ? reply.result : { ok: false, message: (reply && reply.error) || 'The extension did not answer.' };
-    showResult(Boolean(r.ok), r.message);
+    if (r.ok) {
+      const saved = await ext.storage.local.get(['apiBase', 'token']);
+      if (saved.apiBase !== form.apiBase || saved.token !== form.token) {
+        await ext.storage.local.set({ apiBase: form.apiBase, token: form.token });
+      }
+      $('apiBase').value = form.apiBase;
+      showResult(true, `${r.message} Saved.`);
+    } else {
+      showResult(false, r.message);
+    }
   } finally {
     $('test').disabled = false;
   }
@@ -54,6 +65,13 @@ $('test').addEventListener('click', () => {
   showResult('info', 'Testing…');
   runTest(form);
 });
+
+$('pair-box').append(CWPair.create({
+  onPaired: async () => {
+    await load(); // the paste fields show what pairing saved
+    $('result').hidden = true;
+  },
+}));
 
 $('show-token').addEventListener('click', (ev) => {
   const input = $('token');

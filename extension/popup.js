@@ -32,6 +32,16 @@ function statusText(state) {
   return `Checking…${count}`;
 }
 
+// Made once and moved back in on each render: a confirmation in progress survives the popup's re-renders.
+let pairBox = null;
+let pairFor = null;
+function pairControl(conn) {
+  if (!pairBox) pairBox = CWPair.create({ onPaired: () => refresh() });
+  if (pairFor !== conn) pairBox.reset();
+  pairFor = conn;
+  return pairBox;
+}
+
 function renderNotice(state) {
   const notice = $('notice');
   const title = $('notice-title');
@@ -52,7 +62,13 @@ function renderNotice(state) {
   if (st && st.verdict === 'not-watching') {
     tone = st.reason === 'unpaired' ? 'warn' : 'bad';
     title.textContent = `Not watching — ${st.title}`;
-    const nodes = actionNodes(st.action, { onDone, onError });
+    // Not paired, or the token refused: the one-click pairing control itself, the paste route beside it.
+    const pairing = ['unpaired', 'unauthorized'].includes(st.reason);
+    const nodes = pairing
+      ? [pairControl(state.conn), el('button', {
+        type: 'button', class: 'btn secondary', onclick: () => send('ui:open-options').then(() => closePopup()),
+      }, 'Paste a token instead')]
+      : actionNodes(st.action, { onDone, onError });
     const r = state.routing || {};
     // the switch below shows the same words as its error: said once, there
     const underSwitch = ['routing-blocked', 'routing-failed'].includes(st.reason) && [r.error, r.blockedBy].includes(st.detail);

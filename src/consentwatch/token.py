@@ -46,6 +46,16 @@ def get_token(data_dir: Path) -> str:
     return _read(path) or token
 
 
+def existing_token(data_dir: Path) -> str | None:
+    """The token if this install has a usable one; never creates, repairs or removes anything (the pairing host
+    only hands it on)."""
+    try:
+        text = token_path(data_dir).read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) >= _MIN_LEN and not any(c.isspace() for c in text) else None
+
+
 def _read(path: Path) -> str | None:
     try:
         text = path.read_text("ascii").strip()

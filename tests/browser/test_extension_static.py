@@ -75,8 +75,9 @@ def test_manifest_loads_in_chromium_and_firefox():
 
 def test_permissions_are_minimal():
     # scripting: content scripts for rule hosts a newer pack adds, only where the user grants the optional host
-    # permission (the popup asks); nothing is injected on demand (no executeScript anywhere, see below)
-    assert sorted(MANIFEST["permissions"]) == ["alarms", "proxy", "scripting", "storage"]
+    # permission (the popup asks); nothing is injected on demand (no executeScript anywhere, see below).
+    # nativeMessaging: one-click pairing asks consentwatch's own host (native_host.py) for the address and token
+    assert sorted(MANIFEST["permissions"]) == ["alarms", "nativeMessaging", "proxy", "scripting", "storage"]
     assert MANIFEST["host_permissions"] == ["http://127.0.0.1/*", "http://localhost/*"]
     assert MANIFEST["optional_host_permissions"] == ["https://*/*"]
     assert "externally_connectable" not in MANIFEST

@@ -1,0 +1,82 @@
+/* consentwatch: the "Pair with consentwatch on this computer" control, shared by the options page and the popup.
+ * A plain script (like lib/common.js) exposing one frozen global, CWPair. Every step goes through the worker
+ * (background/pairing.js): ask the pairing host, show the address it gave, save it once the user confirms. */
+'use strict';
+
+(function (root) {
+  const ext = root.browser ?? root.chrome;
+
+  async function send(type) {
+    const reply = await ext.runtime.sendMessage({ type });
+    if (!reply) return { ok: false, message: 'The extension did not answer. Reopen this page and try again.' };
+    if (!reply.ok) return { ok: false, message: reply.error || 'Something went wrong.' };
+    return reply.result;
+  }
+
+  function node(tag, attrs, ...children) {
+    const n = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') n.className = v;
+      else if (k === 'hidden') n.hidden = Boolean(v);
+      else n.setAttribute(k, v);
+    }
+    n.append(...children);
+    return n;
+  }
+
+  /**
+   * A pairing control: a button, then a confirmation that names the address, then the outcome.
+   * onPaired(result) runs after the settings are saved. Returns the element (create it once and keep it: the
+   * popup re-renders often and must not lose a confirmation in progress).
+   */
+  function create({ onPaired = () => {}, label = 'Pair with consentwatch on this computer' } = {}) {
+    const box = node('div', { class: 'pair', 'data-pair-state': 'idle' });
+    const start = node('button', { type: 'button', class: 'btn primary', 'data-pair': 'start' }, label);
+    const question = node('p', { class: 'pair-question' });
+    const accept = node('button', { type: 'button', class: 'btn primary', 'data-pair': 'accept' }, 'Pair');
+    const cancel = node('button', { type: 'button', class: 'btn secondary', 'data-pair': 'cancel' }, 'Cancel');
+    const confirm = node('div', { class: 'pair-confirm', hidden: true }, question, node('div', { class: 'actions' }, accept, cancel));
+    const result = node('p', { class: 'pair-result', role: 'status', 'aria-live': 'polite', hidden: true });
+    box.append(node('div', { class: 'actions pair-start' }, start), confirm, result);
+
+    const show = (state, ok, text) => {
+      box.dataset.pairState = state;
+      start.disabled = state === 'asking' || state === 'confirm' || state === 'saving';
+      confirm.hidden = state !== 'confirm';
+      accept.disabled = cancel.disabled = state === 'saving';
+      result.hidden = !text;
+      result.textContent = text || '';
+      result.dataset.ok = String(ok);
+      result.className = `pair-result${ok === false ? ' error' : ''}`;
+    };
+
+    start.addEventListener('click', async () => {
+      show('asking', 'info', 'Asking consentwatch on this computer…');
+      const r = await send('ui:pair-offer').catch((e) => ({ ok: false, message: e.message }));
+      if (!r.ok) return show('error', false, r.message);
+      const version = r.version ? ` ${r.version}` : '';
+      question.replaceChildren(`Pair with consentwatch${version} at `, node('code', {}, r.apiBase),
+        '? This extension will read its warnings and nothing else.');
+      show('confirm', 'info', null);
+      accept.focus();
+    });
+    accept.addEventListener('click', async () => {
+      show('saving', 'info', 'Pairing…');
+      const r = await send('ui:pair-accept').catch((e) => ({ ok: false, message: e.message }));
+      if (!r.ok) return show('error', false, r.message);
+      show('done', true, r.message);
+      onPaired(r);
+    });
+    cancel.addEventListener('click', async () => {
+      await send('ui:pair-cancel').catch(() => {});
+      show('idle', 'info', null);
+    });
+    // back to the button, unless the user is in the middle of it (an old outcome must not greet a new situation)
+    box.reset = () => {
+      if (!['asking', 'confirm', 'saving'].includes(box.dataset.pairState)) show('idle', 'info', null);
+    };
+    return box;
+  }
+
+  root.CWPair = Object.freeze({ create });
+})(globalThis);
