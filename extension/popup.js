@@ -62,13 +62,15 @@ function renderNotice(state) {
   if (st && st.verdict === 'not-watching') {
     tone = st.reason === 'unpaired' ? 'warn' : 'bad';
     title.textContent = `Not watching — ${st.title}`;
-    // Not paired, or the token refused: the one-click pairing control itself, the paste route beside it.
+    // Not paired, or the token refused: the one-click pairing control itself, the paste route beside it. Not
+    // paired and nothing at the default address: consentwatch may run on other ports, which pairing finds out.
     const pairing = ['unpaired', 'unauthorized'].includes(st.reason);
     const nodes = pairing
       ? [pairControl(state.conn), el('button', {
         type: 'button', class: 'btn secondary', onclick: () => send('ui:open-options').then(() => closePopup()),
       }, 'Paste a token instead')]
       : actionNodes(st.action, { onDone, onError });
+    if (st.reason === 'backend-down' && !state.paired) nodes.push(pairControl(state.conn));
     const r = state.routing || {};
     // the switch below shows the same words as its error: said once, there
     const underSwitch = ['routing-blocked', 'routing-failed'].includes(st.reason) && [r.error, r.blockedBy].includes(st.detail);

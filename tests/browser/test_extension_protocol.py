@@ -157,7 +157,8 @@ def test_settings_change_applies_without_restart(browser, fake_api):
         browser.wait_badge("off")
         browser.pair(other.base, other.token)
         browser.wait_badge("2")
-        assert other.ws_connects >= 1
+        # the badge can come from the HTTP sync a moment before the WebSocket is up
+        wait_until(lambda: other.ws_connects >= 1, 15, what="the WebSocket to the new address")
         # A wrong token: the popup says the token was refused, the badge clears.
         browser.pair(other.base, "not-the-token")
         browser.wait_conn("unauthorized")
