@@ -38,8 +38,10 @@ from __future__ import annotations
 import atexit
 import collections
 import concurrent.futures
+import ctypes
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import itertools
 import logging
@@ -71,6 +73,7 @@ ENCODED_SLACK = 256 << 10  # see _shipped_bytes()
 CUTTABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
 MAX_BACKLOG = 64 << 20  # bytes waiting for a slow worker; beyond this, pages are skipped (and counted)
 REPEAT_WINDOW = dt.timedelta(seconds=30)  # a repeat is still reported this often (it refreshes last_seen)
+NAP = 0.002  # seconds the worker naps when it has read everything (see _worker)
 
 
 class Repeats:
@@ -113,28 +116,49 @@ class Repeats:
 
 
 class FrameReader:
-    """The worker's end of the job pipe: whole frames, and whether another one is ready without waiting."""
+    """The worker's end of the job pipe: whole frames, and whether another one is ready without waiting.
+
+    The pipe is read into one buffer that is kept and reused (os.readv into it), and each part of a frame is
+    copied out of it once. Reading with os.read allocated a fresh 1 MiB object per read, whose new pages the
+    kernel had to fault in, and then appended it to the buffer: two thirds of the worker's CPU on a page
+    reloaded over and over (py-spy, bench/PROFILE.md)."""
+
+    KEEP = 16 << 20  # a buffer grown beyond this for one huge frame is given back once that frame is read
 
     def __init__(self, fd: int):
         self.fd = fd
-        self.buf = bytearray()
-        self.pos = 0
+        self.buf = bytearray(PIPE_SIZE)
+        self.start = 0  # the first byte not handed out yet
+        self.end = 0  # the end of what was read
 
     def _available(self) -> int:
-        return len(self.buf) - self.pos
+        return self.end - self.start
 
     def _take(self, n: int) -> bytes:
-        while self._available() < n:
-            chunk = os.read(self.fd, max(n - self._available(), PIPE_SIZE))
-            if not chunk:
-                raise EOFError
-            if self.pos and self.pos >= len(self.buf) // 2:
-                del self.buf[: self.pos]
-                self.pos = 0
-            self.buf += chunk
-        with memoryview(self.buf) as view:  # one copy, and the view is gone before the buffer next grows
-            out = bytes(view[self.pos: self.pos + n])
-        self.pos += n
+        if self.end - self.start < n:
+            rest = self.end - self.start
+            if self.start + n > len(self.buf):  # no room behind: move what is left to the front, or grow
+                if n > len(self.buf):
+                    bigger = bytearray(max(n, 2 * len(self.buf)))
+                    bigger[:rest] = memoryview(self.buf)[self.start:self.end]
+                    self.buf = bigger
+                elif rest:
+                    with memoryview(self.buf) as view:
+                        view[:rest] = view[self.start:self.end]  # overlapping copies are moves
+                self.start, self.end = 0, rest
+            with memoryview(self.buf) as view:
+                while self.end - self.start < n:
+                    got = os.readv(self.fd, [view[self.end:]])
+                    if not got:
+                        raise EOFError
+                    self.end += got
+        with memoryview(self.buf) as view:  # one copy out of the buffer
+            out = bytes(view[self.start: self.start + n])
+        self.start += n
+        if self.start == self.end:
+            self.start = self.end = 0
+            if len(self.buf) > self.KEEP:
+                self.buf = bytearray(PIPE_SIZE)
         return out
 
     def read(self) -> tuple[tuple, bytes | None]:
@@ -161,7 +185,7 @@ atexit.register(_exiting.set)
 
 
 def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progress=None,
-            make_detector: Callable = Detector) -> None:
+            make_detector: Callable = Detector, nap: float = NAP) -> None:
     # Ctrl+C reaches the whole process group: the proxy stops us (stop frame, then EOF), not the signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     detector = make_detector(load_pack(pack), region, max_bytes)
@@ -232,6 +256,11 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progr
             flush()
         if not out:
             mark(ANSWERED, seq)  # only now: a frame whose answer a killed worker had not sent is sent again
+        if nap and not reader.ready():
+            # Nothing left to read: nap before waiting on the pipe again. A frame written while the worker naps
+            # finds no reader to wake, so the proxy's write is a copy only, without waking another core (a few
+            # us of the proxy's CPU per page under load); a page waits at most `nap` longer.
+            time.sleep(nap)
 
 
 def _start_ignoring_sigint(proc) -> None:
@@ -420,7 +449,7 @@ class DetectorProcess:
                 self._queue(parts)
                 return
             try:
-                written = os.writev(self._w.fd, parts)
+                written = _send(self._w.fd, parts)
             except BlockingIOError:
                 written = 0
             except OSError:  # the worker is gone: the watchdog starts another, which gets this frame too
@@ -476,7 +505,7 @@ class DetectorProcess:
                 if self._restarting or self._w is not gen:
                     continue
                 try:
-                    written = os.writev(gen.fd, list(itertools.islice(self._backlog, 64)))
+                    written = _send(gen.fd, list(itertools.islice(self._backlog, 64)))
                 except BlockingIOError:
                     continue
                 except OSError:
@@ -685,6 +714,94 @@ def _shipped_bytes(content_encoding: str, max_bytes: int) -> int | None:
     if all(e in CUTTABLE for e in encodings):
         return max_bytes + ENCODED_SLACK
     return None
+
+
+# -- lending a page to the pipe instead of copying it ---------------------------------------------------------------
+# os.writev copies a page into the pipe on the proxy's CPU: ~30 us for 120 KB and ~250 us for 1.5 MB here, a
+# quarter of the proxy's extra time on big matched pages (bench/PROFILE.md). Linux's vmsplice() lends the
+# pages instead: the pipe refers to the body's memory, and the worker's read does the one copy, on its own
+# core. That is safe because a body is never written to (bytes are immutable) and outlives its stay in the pipe:
+# `_unanswered` holds every frame until the worker has answered it, i.e. read it. Elsewhere (no vmsplice, or
+# CONSENTWATCH_NO_VMSPLICE set), writev.
+SPLICE_MIN = 16 << 10  # parts smaller than this are copied: lending them saves less than the call costs
+_SPLICE_F_NONBLOCK = 2
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _PyBuffer(ctypes.Structure):  # Py_buffer, part of Python's stable ABI
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+
+
+def _load_vmsplice():
+    if os.environ.get("CONSENTWATCH_NO_VMSPLICE") or not hasattr(os, "splice"):  # os.splice: Linux only
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).vmsplice
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_size_t, ctypes.c_uint]
+    call.restype = ctypes.c_ssize_t
+    get, release = ctypes.pythonapi.PyObject_GetBuffer, ctypes.pythonapi.PyBuffer_Release
+    get.argtypes, get.restype = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int], ctypes.c_int
+    release.argtypes, release.restype = [ctypes.POINTER(_PyBuffer)], None
+    return call, get, release
+
+
+_VMSPLICE = _load_vmsplice()
+
+
+def _lend(fd: int, part) -> int:
+    """vmsplice one contiguous bytes-like into the pipe: how much went in (BlockingIOError if nothing did)."""
+    call, get, release = _VMSPLICE
+    view = _PyBuffer()
+    if get(part, ctypes.byref(view), 0):  # PyBUF_SIMPLE
+        raise BufferError("not a contiguous buffer")
+    try:
+        iov = _IoVec(view.buf, view.len)
+        n = call(fd, ctypes.byref(iov), 1, _SPLICE_F_NONBLOCK)
+    finally:
+        release(ctypes.byref(view))
+    if n < 0:
+        err = ctypes.get_errno()
+        raise BlockingIOError(err, os.strerror(err)) if err == errno.EAGAIN else OSError(err, os.strerror(err))
+    return n
+
+
+def _send(fd: int, parts: list) -> int:
+    """Like os.writev(fd, parts) on a non-blocking pipe (how many bytes went in; BlockingIOError when none did),
+    with the big parts lent to the pipe rather than copied (see above)."""
+    if _VMSPLICE is None or all(len(p) < SPLICE_MIN for p in parts):
+        return os.writev(fd, parts)
+    written = 0
+    small: list = []
+    try:
+        for p in parts:
+            if len(p) < SPLICE_MIN:
+                small.append(p)
+                continue
+            if small:
+                size = sum(len(x) for x in small)
+                n = os.writev(fd, small)
+                written += n
+                small = []
+                if n < size:
+                    return written
+            n = _lend(fd, p)
+            written += n
+            if n < len(p):
+                return written
+        if small:
+            written += os.writev(fd, small)
+    except BlockingIOError:
+        if not written:
+            raise
+    return written
 
 
 def _after(parts: list, written: int) -> list:
