@@ -366,7 +366,8 @@ class DetectorProcess:
         self._cv = threading.Condition()
         self._synced = 0
         self._sync_sent = 0
-        self._observing: dict[int, concurrent.futures.Future] = {}  # page-eye requests awaiting their answer
+        # page-eye requests awaiting their answer: (future, what to run on the answer first)
+        self._observing: dict[int, tuple[concurrent.futures.Future, Callable | None]] = {}
         self._observe_ids = itertools.count(1)
         self._w = _Generation(self._ctx, self._pack, region, max_bytes, make_detector)
         self._start_receiver(self._w)
@@ -403,15 +404,19 @@ class DetectorProcess:
                     droppable=True)
         return True
 
-    def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str) -> concurrent.futures.Future | None:
+    def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str,
+                then: Callable | None = None) -> concurrent.futures.Future | None:
         """Detect a region of a rendered page (the page eye). The future gives the Observation (findings marked
-        seen_by page) or a DetectionError; it fails once this is closed. None when it is closed already."""
+        seen_by page) or a DetectionError, or with `then`, what `then(observation)` returns: it runs on the
+        receiver thread as soon as the answer is in (the API stores the findings there, in order with the
+        network's, instead of handing them to the event loop and from there to another thread), unless the future
+        was cancelled first. The future fails once this is closed. None when it is closed already."""
         if self._closed:
             return None
         fut: concurrent.futures.Future = concurrent.futures.Future()
         req_id = next(self._observe_ids)
         with self._lock:
-            self._observing[req_id] = fut
+            self._observing[req_id] = (fut, then)
         stamp = when.timestamp() if when is not None else None
         self._write(("observe", req_id, url, "text/html; charset=utf-8", stamp, host, True), body)
         if self._closed:
@@ -421,15 +426,24 @@ class DetectorProcess:
     def _fail_observing(self) -> None:
         with self._lock:
             pending, self._observing = self._observing, {}
-        for fut in pending.values():
+        for fut, _ in pending.values():
             if not fut.done():
                 fut.set_exception(RuntimeError("the detection worker stopped"))
 
     def _observed(self, req_id: int, obs) -> None:
         with self._lock:
-            fut = self._observing.pop(req_id, None)
-        if fut is not None and not fut.done():
+            fut, then = self._observing.pop(req_id, (None, None))
+        if fut is None or fut.done():
+            return
+        if then is None:
             fut.set_result(obs)
+            return
+        if not fut.set_running_or_notify_cancel():
+            return  # the caller gave up waiting (and answered so): nothing is stored for it
+        try:
+            fut.set_result(then(obs))
+        except Exception as e:  # noqa: BLE001 - the caller hears of it
+            fut.set_exception(e)
 
     def set_rules(self, rules: RuleSet) -> None:
         self._write(("rules", rules.to_pack()), None)
