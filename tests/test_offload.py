@@ -149,8 +149,8 @@ def test_frames_of_every_size_come_out_whole_across_the_readers_buffer():
 
 
 def test_big_parts_lent_to_the_pipe_arrive_whole_and_in_order():
-    """_send lends big parts to the pipe (vmsplice) and copies small ones, through a full non-blocking pipe and
-    partial writes, as DetectorProcess uses it: what the reader gets is exactly the parts, in order."""
+    """_send lends a frame with a big part to the pipe (vmsplice) and copies one without, through a full
+    non-blocking pipe and partial writes, as DetectorProcess uses it: the reader gets exactly the parts, in order."""
     import sys
 
     from consentwatch import detection_worker as dw

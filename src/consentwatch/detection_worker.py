@@ -737,7 +737,7 @@ def _shipped_bytes(content_encoding: str, max_bytes: int) -> int | None:
 # core. That is safe because a body is never written to (bytes are immutable) and outlives its stay in the pipe:
 # `_unanswered` holds every frame until the worker has answered it, i.e. read it. Elsewhere (no vmsplice, or
 # CONSENTWATCH_NO_VMSPLICE set), writev.
-SPLICE_MIN = 16 << 10  # parts smaller than this are copied: lending them saves less than the call costs
+SPLICE_MIN = 16 << 10  # frames without a part this big are copied: lending saves less than it costs then
 _SPLICE_F_NONBLOCK = 2
 
 
@@ -770,17 +770,22 @@ def _load_vmsplice():
 _VMSPLICE = _load_vmsplice()
 
 
-def _lend(fd: int, part) -> int:
-    """vmsplice one contiguous bytes-like into the pipe: how much went in (BlockingIOError if nothing did)."""
+def _lend(fd: int, parts: list) -> int:
+    """vmsplice bytes-likes into the pipe, in one call: how much went in (BlockingIOError if nothing did)."""
     call, get, release = _VMSPLICE
-    view = _PyBuffer()
-    if get(part, ctypes.byref(view), 0):  # PyBUF_SIMPLE
-        raise BufferError("not a contiguous buffer")
+    views = (_PyBuffer * len(parts))()
+    iov = (_IoVec * len(parts))()
+    held = 0
     try:
-        iov = _IoVec(view.buf, view.len)
-        n = call(fd, ctypes.byref(iov), 1, _SPLICE_F_NONBLOCK)
+        for i, part in enumerate(parts):
+            if get(part, ctypes.byref(views[i]), 0):  # PyBUF_SIMPLE
+                raise BufferError("not a contiguous buffer")
+            held += 1
+            iov[i].base, iov[i].len = views[i].buf, views[i].len
+        n = call(fd, iov, len(parts), _SPLICE_F_NONBLOCK)
     finally:
-        release(ctypes.byref(view))
+        for i in range(held):
+            release(ctypes.byref(views[i]))
     if n < 0:
         err = ctypes.get_errno()
         raise BlockingIOError(err, os.strerror(err)) if err == errno.EAGAIN else OSError(err, os.strerror(err))
@@ -789,33 +794,10 @@ def _lend(fd: int, part) -> int:
 
 def _send(fd: int, parts: list) -> int:
     """Like os.writev(fd, parts) on a non-blocking pipe (how many bytes went in; BlockingIOError when none did),
-    with the big parts lent to the pipe rather than copied (see above)."""
+    but a frame with a big part is lent to the pipe rather than copied (see above), header and all in one call."""
     if _VMSPLICE is None or all(len(p) < SPLICE_MIN for p in parts):
         return os.writev(fd, parts)
-    written = 0
-    small: list = []
-    try:
-        for p in parts:
-            if len(p) < SPLICE_MIN:
-                small.append(p)
-                continue
-            if small:
-                size = sum(len(x) for x in small)
-                n = os.writev(fd, small)
-                written += n
-                small = []
-                if n < size:
-                    return written
-            n = _lend(fd, p)
-            written += n
-            if n < len(p):
-                return written
-        if small:
-            written += os.writev(fd, small)
-    except BlockingIOError:
-        if not written:
-            raise
-    return written
+    return _lend(fd, parts)
 
 
 def _after(parts: list, written: int) -> list:
