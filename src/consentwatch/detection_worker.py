@@ -24,7 +24,8 @@ What the proxy pays per inspected page was measured (bench/proxy.py) and shaped 
   until they are answered, no copies. Detection never moves into the proxy's own process.
 
 Frames to the worker: struct FRAME (length of a pickled header, length of the body), the header, the body
-bytes as they are (never pickled: no copy). Answers come back through a multiprocessing Connection.
+bytes as they are (never pickled: no copy; on Linux lent to the pipe with vmsplice, so that the proxy does not
+copy them either, see _send). Answers come back through a multiprocessing Connection.
 
 The page eye (`POST /v1/observations`) uses the same worker with a request-response frame, `observe`: the
 region the extension read is detected like a response, its findings marked `seen_by: page`, and the answer
