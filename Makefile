@@ -58,7 +58,7 @@ test: install browser
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install browser
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(ARGS)
 
 fixtures: install
 	$(PY) tests/fixtures/make_fixtures.py

@@ -71,7 +71,37 @@ wrk.headers["Host"] = "%s"
 """
 
 
-def wrk(port: int, origin: int, host: str, path: str, mode: str, seconds: int, conns: int) -> float:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a process, from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by a process itself and by its live descendants (the detection worker).
+    Unlike throughput, CPU time per request hardly depends on what else shares the machine."""
+    stats = {int(d): st for d in os.listdir("/proc") if d.isdigit() and (st := _stat(int(d)))}
+    own = stats.get(pid, (0, 0.0))[1]
+    kids, seen = 0.0, {pid}
+    changed = True
+    while changed:
+        changed = False
+        for child, (ppid, cpu) in stats.items():
+            if ppid in seen and child not in seen:
+                seen.add(child)
+                kids += cpu
+                changed = True
+    return own, kids
+
+
+def wrk(port: int, origin: int, host: str, path: str, mode: str, seconds: int, conns: int) -> tuple[float, int]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         if mode == "regular":
             f.write(LUA_REGULAR % (origin, path, host))
@@ -83,9 +113,18 @@ def wrk(port: int, origin: int, host: str, path: str, mode: str, seconds: int, c
                          capture_output=True, text=True, timeout=seconds + 30).stdout
     os.unlink(script)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not m or "Non-2xx" in out:
+    n = re.search(r"(\d+) requests in", out)
+    if not m or not n or "Non-2xx" in out:
         raise RuntimeError(f"wrk failed:\n{out}")
-    return float(m.group(1))
+    return float(m.group(1)), int(n.group(1))
+
+
+def measured(proc: subprocess.Popen, *wrk_args) -> tuple[float, float, float]:
+    """wrk through one proxy: (requests/s, proxy CPU us per request, its workers' CPU us per request)."""
+    own0, kids0 = cpu_seconds(proc.pid)
+    rate, n = wrk(*wrk_args)
+    own1, kids1 = cpu_seconds(proc.pid)
+    return rate, (own1 - own0) / n * 1e6, (kids1 - kids0) / n * 1e6
 
 
 CASES = [
@@ -95,6 +134,28 @@ CASES = [
 ]
 
 
+def print_report(report: dict) -> None:
+    print(f"\nthroughput through the proxy (mitmproxy {report['mitmproxy']}), median of {report['rounds']} alternating "
+          f"rounds of {report['seconds']}s (requests/s); ratio: of the medians, paired: median of each round's ratio.")
+    print("CPU: the proxy process's own CPU time per request (us), which depends far less on other load than "
+          "requests/s;\ncpu ratio = plain / +consentwatch; worker: the detection worker's CPU per request (another core)")
+    print(f"{'mode':<9} {'case':<30} {'plain':>7} {'+cw':>7} {'ratio':>7} {'paired':>7} {'cpu plain':>10} "
+          f"{'cpu +cw':>8} {'cpu ratio':>10} {'worker':>7}")
+    for r in report["rows"]:
+        print(f"{r['mode']:<9} {r['case']:<30} {r['plain']:>7.0f} {r['cw']:>7.0f} {r['ratio']:>7.3f} "
+              f"{r['paired']:>7.3f} {r['cpu_plain_us']:>10.0f} {r['cpu_cw_us']:>8.0f} {r['cpu_ratio']:>10.3f} "
+              f"{r['worker_us']:>7.0f}")
+    for mode, ok in report["inspected"].items():
+        print(f"{mode}: pages inspected? " + ("yes: linkedin.genai-training warning stored" if ok
+                                              else "NO WARNING STORED"))
+    print("\nproxy event loop blocked (lag of a 1 ms tick over the whole run), plain vs +consentwatch")
+    print(f"{'mode':<9} {'p99 plain':>10} {'p99 +cw':>9} {'max plain':>10} {'max +cw':>9}")
+    for mode, lag in report["lag"].items():
+        a, b = lag["plain"], lag["cw"]
+        print(f"{mode:<9} {a['p99_ms']:>8.1f}ms {b['p99_ms']:>7.1f}ms {a['max_ms']:>8.1f}ms {b['max_ms']:>7.1f}ms")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in report['load'])}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -102,6 +163,7 @@ def main() -> int:
     ap.add_argument("--modes", default="reverse,regular")
     ap.add_argument("--cases", default="unmatched,120,1.5",
                     help="which cases to run: unmatched, 120 (KB page), 1.5 (MB page)")
+    ap.add_argument("--json", help="also write the figures to this file (bench/run_all.py reads them)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         print("bench/proxy.py needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -113,6 +175,7 @@ def main() -> int:
     rows = []
     procs = []
     lags: dict[str, list[dict]] = {}
+    inspected: dict[str, bool] = {}
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-"))
     try:
         for mode in args.modes.split(","):
@@ -126,12 +189,16 @@ def main() -> int:
                     continue
                 a_runs, b_runs = [], []
                 for _ in range(args.rounds):
-                    a_runs.append(wrk(pa, origin_port, host, path, mode, args.seconds, conns))
-                    b_runs.append(wrk(pb, origin_port, host, path, mode, args.seconds, conns))
-                a, b = statistics.median(a_runs), statistics.median(b_runs)
+                    a_runs.append(measured(plain, pa, origin_port, host, path, mode, args.seconds, conns))
+                    b_runs.append(measured(watched, pb, origin_port, host, path, mode, args.seconds, conns))
+                a, b = statistics.median(r[0] for r in a_runs), statistics.median(r[0] for r in b_runs)
                 # each round's B/A, A and B measured back to back: less exposed to load from elsewhere
-                paired = statistics.median(y / x for x, y in zip(a_runs, b_runs))
-                rows.append((mode, name, a, b, b / a, paired))
+                paired = statistics.median(y[0] / x[0] for x, y in zip(a_runs, b_runs))
+                cpu_a, cpu_b = statistics.median(r[1] for r in a_runs), statistics.median(r[1] for r in b_runs)
+                worker = statistics.median(r[2] for r in b_runs)
+                rows.append({"mode": mode, "case": name, "plain": a, "cw": b, "ratio": b / a, "paired": paired,
+                             "cpu_plain_us": cpu_a, "cpu_cw_us": cpu_b, "cpu_ratio": cpu_a / cpu_b,
+                             "worker_us": worker})
             for p in (plain, watched):
                 p.terminate()
                 p.wait(timeout=10)
@@ -141,27 +208,19 @@ def main() -> int:
                 continue
             state = read_stored(data_dir / "state.json")
             rules = {w["rule_id"] for w in state.get("warnings", {}).values()}
-            rows.append((mode, "inspected? " + ("yes: linkedin.genai-training warning stored" if
-                                                  "linkedin.genai-training" in rules else "NO WARNING STORED"),
-                         None, None, None, None))
+            inspected[mode] = "linkedin.genai-training" in rules
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
         origin.kill()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nthroughput through the proxy (mitmproxy {version('mitmproxy')}), median of {args.rounds} alternating "
-          f"rounds of {args.seconds}s (requests/s); ratio: of the medians, paired: median of each round's ratio")
-    print(f"{'mode':<9} {'case':<44} {'plain':>9} {'+consentwatch':>14} {'ratio':>7} {'paired':>7}")
-    for mode, name, a, b, r, paired in rows:
-        if a is None:
-            print(f"{mode:<9} {name}")
-        else:
-            print(f"{mode:<9} {name:<44} {a:>9.0f} {b:>14.0f} {r:>7.3f} {paired:>7.3f}")
-    print("\nproxy event loop blocked (lag of a 1 ms tick over the whole run), plain vs +consentwatch")
-    print(f"{'mode':<9} {'p99 plain':>10} {'p99 +cw':>9} {'max plain':>10} {'max +cw':>9}")
-    for mode, (a, b) in lags.items():
-        print(f"{mode:<9} {a['p99_ms']:>8.1f}ms {b['p99_ms']:>7.1f}ms {a['max_ms']:>8.1f}ms {b['max_ms']:>7.1f}ms")
+    report = {"mitmproxy": version("mitmproxy"), "rounds": args.rounds, "seconds": args.seconds, "rows": rows,
+              "lag": {mode: {"plain": a, "cw": b} for mode, (a, b) in lags.items()}, "inspected": inspected,
+              "load": os.getloadavg()}
+    print_report(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 

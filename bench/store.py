@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=300, help="commits per case (fewer when the budget runs out)")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds of commits per case, at most")
     ap.add_argument("--storages", default="whole-file,journal")
+    ap.add_argument("--json", help="also write the figures to this file (bench/run_all.py reads them)")
     ap.add_argument("--case", nargs=3, metavar=("DIR", "STORAGE", "ITEMS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -136,6 +137,8 @@ def main() -> None:
                 shutil.rmtree(case)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "python": sys.version.split()[0]}, indent=1))
     print("\nstate store, per commit (one record(), durable before it returns), each case in its own process")
     print(f"{'storage':<11} {'items':>8} {'commits':>7} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'open s':>7} "
           f"{'CPU ms':>7} {'RSS MB':>7} {'peak MB':>8} {'files MB':>9}")

@@ -74,6 +74,30 @@ async def test_each_hook_reaches_the_parts_that_have_it_in_order(caplog):
         assert "a broke" in caplog.text
 
 
+async def test_a_sync_hook_that_fails_is_logged_and_the_next_part_still_runs(caplog):
+    calls = []
+
+    class Broken:
+        def response(self, flow):
+            calls.append("broken")
+            raise ValueError("broken part")
+
+    class Halting:
+        def response(self, flow):
+            calls.append("halting")
+            raise exceptions.AddonHalt()
+
+    group = AddonGroup(Broken(), SyncDone(calls))
+    with taddons.context(group) as tctx:
+        await tctx.master.addons.handle_lifecycle(http_layer.HttpResponseHook(tflow.tflow(resp=True)))
+    assert calls == ["broken", ("sync", "response")]
+    assert "Addon error: broken part" in caplog.text and "ValueError" in caplog.text
+    calls.clear()
+    with pytest.raises(exceptions.AddonHalt):  # goes through the group, as from an addon of its own
+        AddonGroup(Halting(), SyncDone(calls)).response(tflow.tflow(resp=True))
+    assert calls == ["halting"]
+
+
 def test_options_error_goes_through_and_stops_the_rest():
     calls = []
     group = AddonGroup(Recorder("a", calls, fail="configure"), Recorder("b", calls))

@@ -166,6 +166,39 @@ def test_recorder_records_only_its_platform_scrubbed(recorder, data_dir):
     assert recorder.session is None
 
 
+def test_in_a_group_the_recorder_takes_responses_only_while_it_records(recorder, data_dir):
+    """No capture, no response hook: the group hands each response to the other parts with nothing in between
+    (every flow would pay for the recorder's call otherwise); a capture switches it on, its end off again."""
+    from consentwatch.assembly import AddonGroup
+
+    class Detection:
+        def __init__(self):
+            self.seen = 0
+
+        def response(self, flow):
+            self.seen += 1
+
+    detection = Detection()
+    group = AddonGroup(detection, recorder)
+    assert group.response == detection.response
+    client = CaptureClient(data_dir, "linkedin")
+    client.start()
+    recorder.check()
+    _settle(recorder)
+    assert group.response != detection.response
+    for f in S.seeded_flows():
+        group.response(f)
+    assert detection.seen == len(S.seeded_flows())
+    client.stop()
+    recorder.check()
+    _settle(recorder)
+    assert client.status()["flows"] == 2  # the recorder got the LinkedIn ones through the group
+    assert group.response == detection.response and recorder.session is None
+    group.response(S.seeded_flows()[0])
+    assert detection.seen == len(S.seeded_flows()) + 1
+    client.cleanup()
+
+
 def test_recorder_drops_a_capture_whose_command_is_gone(recorder, data_dir):
     client = CaptureClient(data_dir, "linkedin")
     client.start()

@@ -270,6 +270,37 @@ async def test_detection_runs_in_the_worker_process_not_on_the_loop(watch, monke
         await api.close()
 
 
+async def test_a_region_that_hangs_detection_holds_up_nothing_on_the_loop(watch):
+    """Detection of a region never runs on the loop that serves the proxy and the API: while the worker is stuck
+    on one (a match backtracking in C, holding its GIL), the same loop answers other requests, and the stuck
+    region's POST is answered once the watchdog gives it up."""
+    from misbehaving_detector import HANG, MisbehavingDetector
+
+    proc = DetectorProcess(watch.rules, watch.region, watch.detector.max_bytes, on_results=watch.record_many,
+                           job_timeout=2, make_detector=MisbehavingDetector)
+    api = await client_for(watch, PageEye(lambda: watch, lambda: proc))
+    try:
+        stuck = asyncio.ensure_future(post(api, body(region(True, HANG.decode()))))
+        for _ in range(3000):  # hang guard only: the worker starts on it within moments
+            if proc._w.busy_for() > 0:
+                break
+            await asyncio.sleep(0.01)
+        assert proc._w.busy_for() > 0 and not stuck.done()
+        for _ in range(5):
+            r = await api.get("/v1/health", headers=api.auth)
+            assert r.status == 200
+        r = await post(api, b"{}")  # another observation request, refused before detection: answered too
+        assert r.status == 422
+        assert not stuck.done()  # all of that while the region was still being detected
+        r = await asyncio.wait_for(stuck, 120)
+        assert r.status == 202 and (await r.json())["findings"] == []
+        assert proc.abandoned == 1 and sum(watch.errors.values()) == 1
+    finally:
+        proc.close()
+        await api.hub.close()
+        await api.close()
+
+
 async def test_without_a_worker_process_a_thread_of_its_own_detects(watch, monkeypatch):
     loop_thread = threading.current_thread()
     where = []

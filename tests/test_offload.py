@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import select
 import signal
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 from conftest import LINKEDIN_URL, linkedin_page
 from consentwatch.detect import Detector, Observation
 from consentwatch.findings import Finding
-from consentwatch.detection_worker import FRAME, DetectorProcess, FrameReader, Repeats
+from consentwatch.detection_worker import FRAME, PIPE_SIZE, DetectorProcess, FrameReader, Repeats
 from consentwatch.rules.model import load_pack, shipped_pack
 from consentwatch.detect import DetectionError
 
@@ -106,6 +107,88 @@ def test_frames_survive_being_written_a_few_bytes_at_a_time():
     with pytest.raises(EOFError):
         reader.read()
     os.close(r)
+
+
+def test_frames_of_every_size_come_out_whole_across_the_readers_buffer():
+    """The reader reuses one buffer: frames that straddle its end are moved to the front, a frame bigger
+    than it grows it (and a huge one gives the memory back afterwards), and every byte comes out in order."""
+    import pickle
+    import random
+
+    rng = random.Random(16)
+    sizes = [0, 1, 5000, PIPE_SIZE - 40, PIPE_SIZE + 1, 3 * PIPE_SIZE, 7, FrameReader.KEEP + 10, 300_000] + \
+        [rng.randrange(0, 200_000) for _ in range(30)]
+    frames = []
+    for i, n in enumerate(sizes):
+        body = bytes([i % 251]) * n + (i.to_bytes(4, "big") if n >= 4 else b"")[: n]
+        body = body[:n]
+        head = ("job", f"u{i}", "text/html", "", None, HOST, None, "response", True)
+        frames.append((head, body))
+    data = b"".join(FRAME.pack(len(h := pickle.dumps(head)), len(body)) + h + body for head, body in frames)
+    r, w = os.pipe()
+
+    def write_in_odd_pieces():
+        i = 0
+        while i < len(data):
+            step = rng.choice((1, 13, 4096, 65_537, 1 << 20))
+            os.write(w, data[i:i + step])
+            i += step
+        os.close(w)
+
+    t = threading.Thread(target=write_in_odd_pieces)
+    t.start()
+    reader = FrameReader(r)
+    for head, body in frames:
+        got_head, got_body = reader.read()
+        assert got_head == head and got_body == body, head[1]
+    assert len(reader.buf) <= FrameReader.KEEP  # the huge frame's memory went back
+    with pytest.raises(EOFError):
+        reader.read()
+    t.join()
+    os.close(r)
+
+
+def test_big_parts_lent_to_the_pipe_arrive_whole_and_in_order():
+    """_send lends a frame with a big part to the pipe (vmsplice) and copies one without, through a full
+    non-blocking pipe and partial writes, as DetectorProcess uses it: the reader gets exactly the parts, in order."""
+    import sys
+
+    from consentwatch import detection_worker as dw
+
+    if sys.platform.startswith("linux"):
+        assert dw._VMSPLICE is not None  # the lending path is the one under test here
+    rng = __import__("random").Random(4)
+    parts = []
+    for i in range(60):
+        n = rng.choice((3, 12, dw.SPLICE_MIN - 1, dw.SPLICE_MIN, 100_000, 1_500_001))
+        parts.append(bytes([i]) * n if i % 3 else memoryview(os.urandom(n + 7))[5:5 + n])
+    expected = b"".join(bytes(p) for p in parts)
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    got = bytearray()
+
+    def read_slowly():
+        while True:
+            chunk = os.read(r, rng.choice((1000, 70_000, 1 << 20)))
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    t = threading.Thread(target=read_slowly)
+    t.start()
+    pending = list(parts)
+    while pending:
+        try:
+            n = dw._send(w, pending[:5])
+        except BlockingIOError:
+            select.select([], [w], [], 1)
+            continue
+        rest = dw._after(pending[:5], n)
+        pending = rest + pending[5:]
+    os.close(w)
+    t.join(30)
+    os.close(r)
+    assert bytes(got) == expected
 
 
 # -- DetectorProcess: a real worker process ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from hypothesis import given, settings, strategies as st
 from mitmproxy import http
 
-from consentwatch.request_target import host_of, url_of
+from consentwatch.request_target import MAX_SPLITS, _SPLITS, header, host_of, url_of
 
 LABEL = st.one_of(
     st.text(alphabet="abcXYZ019-_", min_size=0, max_size=8),
@@ -53,3 +53,21 @@ def test_common_cases():
     assert host_of(request("[::1]:8080")) == "::1"
     assert url_of(request("www.linkedin.com:443", method="CONNECT")) == request(
         "www.linkedin.com:443", method="CONNECT").pretty_url
+
+
+NAME = st.sampled_from([b"host", b"Host", b"HOST", b"content-type", b"Content-Type", b"x-a", b"hos", b"hostt"])
+VALUE = st.one_of(st.binary(max_size=12), st.sampled_from([b"www.linkedin.com", b"text/html", b"\xff\xfe", b""]))
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.tuples(NAME, VALUE), max_size=6), st.sampled_from([b"host", b"content-type", b"x-b"]))
+def test_header_reads_what_headers_get_reads(fields, name):
+    headers = http.Headers(fields)
+    assert header(headers, name) == headers.get(name.decode())
+
+
+def test_the_memo_of_authorities_stays_bounded_and_answers_the_same():
+    for i in range(MAX_SPLITS + 10):
+        assert host_of(request(f"h{i}.example:8{i % 10}")) == f"h{i}.example"
+        assert len(_SPLITS) <= MAX_SPLITS
+    assert host_of(request("[::1]:8080")) == "::1" and host_of(request("[::1]:8080")) == "::1"

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import mitmproxy.addons  # noqa: F401 - with the proxy's layers, registers every hook mitmproxy has
 import mitmproxy.proxy.layers  # noqa: F401
-from mitmproxy import hooks
+from mitmproxy import exceptions, hooks
 from mitmproxy.addonmanager import safecall
 
 from .addon import ConsentWatch
@@ -53,10 +53,22 @@ class AddonGroup:
 
     def __init__(self, *parts: Any):
         self.parts = parts
+        for part in parts:
+            if hasattr(part, "hooks_changed"):  # a part whose hooks come and go tells the group when they do
+                part.hooks_changed = self.rewire
+        self.rewire()
+
+    def rewire(self) -> None:
+        """Give each hook the parts that have it now. A part may switch hooks off while it needs none of them
+        (`hooks_off`, e.g. the capture recorder's response hook while no capture runs): the other parts' hook
+        is then called with nothing in between. Runs on the event loop, between two events."""
         for hook in hooks.all_hooks:
-            handlers = [h for part in parts if callable(h := getattr(part, hook, None))]
+            handlers = [h for part in self.parts
+                        if hook not in getattr(part, "hooks_off", ()) and callable(h := getattr(part, hook, None))]
             if handlers:
                 setattr(self, hook, _each(handlers))
+            elif hook in self.__dict__:
+                delattr(self, hook)
 
     def get(self, name: str) -> Any:
         """A part by mitmproxy's name for it (its class name in lower case), like `master.addons.get`."""
@@ -64,22 +76,42 @@ class AddonGroup:
 
 
 def _each(handlers: list[Callable]) -> Callable:
+    # Each part's call is guarded as mitmproxy's safecall() guards an addon's, but without entering that context
+    # manager on every call (a generator and two of its steps, ~1.5 us, for every flow): a try costs nothing until
+    # something is raised, and then safecall itself logs the error, exactly as it would have.
     if len(handlers) == 1:
         return handlers[0]  # mitmproxy calls it as the part's own method, guarded by its own safecall
     if any(inspect.iscoroutinefunction(h) for h in handlers):
         async def each_async(*args: Any) -> None:
             for handler in handlers:
-                with safecall():
+                try:
                     result = handler(*args)
                     if inspect.isawaitable(result):
                         await result
+                except _PASS_THROUGH:
+                    raise
+                except Exception:  # noqa: BLE001 - logged by mitmproxy's own guard, the next part still runs
+                    _report()
         return each_async
 
     def each(*args: Any) -> None:
         for handler in handlers:
-            with safecall():
+            try:
                 handler(*args)
+            except _PASS_THROUGH:
+                raise
+            except Exception:  # noqa: BLE001 - logged by mitmproxy's own guard, the next part still runs
+                _report()
     return each
+
+
+_PASS_THROUGH = (exceptions.AddonHalt, exceptions.OptionsError)
+
+
+def _report() -> None:
+    """Log the exception being handled as mitmproxy logs an addon's ("Addon error: ...", with its traceback)."""
+    with safecall():
+        raise
 
 
 def script_addons() -> list:

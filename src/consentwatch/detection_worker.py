@@ -24,7 +24,8 @@ What the proxy pays per inspected page was measured (bench/proxy.py) and shaped 
   until they are answered, no copies. Detection never moves into the proxy's own process.
 
 Frames to the worker: struct FRAME (length of a pickled header, length of the body), the header, the body
-bytes as they are (never pickled: no copy). Answers come back through a multiprocessing Connection.
+bytes as they are (never pickled: no copy; on Linux lent to the pipe with vmsplice, so that the proxy does not
+copy them either, see _send). Answers come back through a multiprocessing Connection.
 
 The page eye (`POST /v1/observations`) uses the same worker with a request-response frame, `observe`: the
 region the extension read is detected like a response, its findings marked `seen_by: page`, and the answer
@@ -38,8 +39,10 @@ from __future__ import annotations
 import atexit
 import collections
 import concurrent.futures
+import ctypes
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import itertools
 import logging
@@ -71,6 +74,7 @@ ENCODED_SLACK = 256 << 10  # see _shipped_bytes()
 CUTTABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
 MAX_BACKLOG = 64 << 20  # bytes waiting for a slow worker; beyond this, pages are skipped (and counted)
 REPEAT_WINDOW = dt.timedelta(seconds=30)  # a repeat is still reported this often (it refreshes last_seen)
+NAP = 0.002  # seconds the worker naps when it has read everything (see _worker)
 
 
 class Repeats:
@@ -113,28 +117,49 @@ class Repeats:
 
 
 class FrameReader:
-    """The worker's end of the job pipe: whole frames, and whether another one is ready without waiting."""
+    """The worker's end of the job pipe: whole frames, and whether another one is ready without waiting.
+
+    The pipe is read into one buffer that is kept and reused (os.readv into it), and each part of a frame is
+    copied out of it once. Reading with os.read allocated a fresh 1 MiB object per read, whose new pages the
+    kernel had to fault in, and then appended it to the buffer: two thirds of the worker's CPU on a page
+    reloaded over and over (py-spy, bench/PROFILE.md)."""
+
+    KEEP = 16 << 20  # a buffer grown beyond this for one huge frame is given back once that frame is read
 
     def __init__(self, fd: int):
         self.fd = fd
-        self.buf = bytearray()
-        self.pos = 0
+        self.buf = bytearray(PIPE_SIZE)
+        self.start = 0  # the first byte not handed out yet
+        self.end = 0  # the end of what was read
 
     def _available(self) -> int:
-        return len(self.buf) - self.pos
+        return self.end - self.start
 
     def _take(self, n: int) -> bytes:
-        while self._available() < n:
-            chunk = os.read(self.fd, max(n - self._available(), PIPE_SIZE))
-            if not chunk:
-                raise EOFError
-            if self.pos and self.pos >= len(self.buf) // 2:
-                del self.buf[: self.pos]
-                self.pos = 0
-            self.buf += chunk
-        with memoryview(self.buf) as view:  # one copy, and the view is gone before the buffer next grows
-            out = bytes(view[self.pos: self.pos + n])
-        self.pos += n
+        if self.end - self.start < n:
+            rest = self.end - self.start
+            if self.start + n > len(self.buf):  # no room behind: move what is left to the front, or grow
+                if n > len(self.buf):
+                    bigger = bytearray(max(n, 2 * len(self.buf)))
+                    bigger[:rest] = memoryview(self.buf)[self.start:self.end]
+                    self.buf = bigger
+                elif rest:
+                    with memoryview(self.buf) as view:
+                        view[:rest] = view[self.start:self.end]  # overlapping copies are moves
+                self.start, self.end = 0, rest
+            with memoryview(self.buf) as view:
+                while self.end - self.start < n:
+                    got = os.readv(self.fd, [view[self.end:]])
+                    if not got:
+                        raise EOFError
+                    self.end += got
+        with memoryview(self.buf) as view:  # one copy out of the buffer
+            out = bytes(view[self.start: self.start + n])
+        self.start += n
+        if self.start == self.end:
+            self.start = self.end = 0
+            if len(self.buf) > self.KEEP:
+                self.buf = bytearray(PIPE_SIZE)
         return out
 
     def read(self) -> tuple[tuple, bytes | None]:
@@ -161,7 +186,7 @@ atexit.register(_exiting.set)
 
 
 def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progress=None,
-            make_detector: Callable = Detector) -> None:
+            make_detector: Callable = Detector, nap: float = NAP) -> None:
     # Ctrl+C reaches the whole process group: the proxy stops us (stop frame, then EOF), not the signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     detector = make_detector(load_pack(pack), region, max_bytes)
@@ -232,6 +257,11 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progr
             flush()
         if not out:
             mark(ANSWERED, seq)  # only now: a frame whose answer a killed worker had not sent is sent again
+        if nap and not reader.ready():
+            # Nothing left to read: nap before waiting on the pipe again. A frame written while the worker naps
+            # finds no reader to wake, so the proxy's write is a copy only, without waking another core (a few
+            # us of the proxy's CPU per page under load); a page waits at most `nap` longer.
+            time.sleep(nap)
 
 
 def _start_ignoring_sigint(proc) -> None:
@@ -337,7 +367,8 @@ class DetectorProcess:
         self._cv = threading.Condition()
         self._synced = 0
         self._sync_sent = 0
-        self._observing: dict[int, concurrent.futures.Future] = {}  # page-eye requests awaiting their answer
+        # page-eye requests awaiting their answer: (future, what to run on the answer first)
+        self._observing: dict[int, tuple[concurrent.futures.Future, Callable | None]] = {}
         self._observe_ids = itertools.count(1)
         self._w = _Generation(self._ctx, self._pack, region, max_bytes, make_detector)
         self._start_receiver(self._w)
@@ -374,15 +405,19 @@ class DetectorProcess:
                     droppable=True)
         return True
 
-    def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str) -> concurrent.futures.Future | None:
+    def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str,
+                then: Callable | None = None) -> concurrent.futures.Future | None:
         """Detect a region of a rendered page (the page eye). The future gives the Observation (findings marked
-        seen_by page) or a DetectionError; it fails once this is closed. None when it is closed already."""
+        seen_by page) or a DetectionError, or with `then`, what `then(observation)` returns: it runs on the
+        receiver thread as soon as the answer is in (the API stores the findings there, in order with the
+        network's, instead of handing them to the event loop and from there to another thread), unless the future
+        was cancelled first. The future fails once this is closed. None when it is closed already."""
         if self._closed:
             return None
         fut: concurrent.futures.Future = concurrent.futures.Future()
         req_id = next(self._observe_ids)
         with self._lock:
-            self._observing[req_id] = fut
+            self._observing[req_id] = (fut, then)
         stamp = when.timestamp() if when is not None else None
         self._write(("observe", req_id, url, "text/html; charset=utf-8", stamp, host, True), body)
         if self._closed:
@@ -392,15 +427,24 @@ class DetectorProcess:
     def _fail_observing(self) -> None:
         with self._lock:
             pending, self._observing = self._observing, {}
-        for fut in pending.values():
+        for fut, _ in pending.values():
             if not fut.done():
                 fut.set_exception(RuntimeError("the detection worker stopped"))
 
     def _observed(self, req_id: int, obs) -> None:
         with self._lock:
-            fut = self._observing.pop(req_id, None)
-        if fut is not None and not fut.done():
+            fut, then = self._observing.pop(req_id, (None, None))
+        if fut is None or fut.done():
+            return
+        if then is None:
             fut.set_result(obs)
+            return
+        if not fut.set_running_or_notify_cancel():
+            return  # the caller gave up waiting (and answered so): nothing is stored for it
+        try:
+            fut.set_result(then(obs))
+        except Exception as e:  # noqa: BLE001 - the caller hears of it
+            fut.set_exception(e)
 
     def set_rules(self, rules: RuleSet) -> None:
         self._write(("rules", rules.to_pack()), None)
@@ -420,7 +464,7 @@ class DetectorProcess:
                 self._queue(parts)
                 return
             try:
-                written = os.writev(self._w.fd, parts)
+                written = _send(self._w.fd, parts)
             except BlockingIOError:
                 written = 0
             except OSError:  # the worker is gone: the watchdog starts another, which gets this frame too
@@ -476,7 +520,7 @@ class DetectorProcess:
                 if self._restarting or self._w is not gen:
                     continue
                 try:
-                    written = os.writev(gen.fd, list(itertools.islice(self._backlog, 64)))
+                    written = _send(gen.fd, list(itertools.islice(self._backlog, 64)))
                 except BlockingIOError:
                     continue
                 except OSError:
@@ -685,6 +729,76 @@ def _shipped_bytes(content_encoding: str, max_bytes: int) -> int | None:
     if all(e in CUTTABLE for e in encodings):
         return max_bytes + ENCODED_SLACK
     return None
+
+
+# -- lending a page to the pipe instead of copying it ---------------------------------------------------------------
+# os.writev copies a page into the pipe on the proxy's CPU: ~30 us for 120 KB and ~250 us for 1.5 MB here, a
+# quarter of the proxy's extra time on big matched pages (bench/PROFILE.md). Linux's vmsplice() lends the
+# pages instead: the pipe refers to the body's memory, and the worker's read does the one copy, on its own
+# core. That is safe because a body is never written to (bytes are immutable) and outlives its stay in the pipe:
+# `_unanswered` holds every frame until the worker has answered it, i.e. read it. Elsewhere (no vmsplice, or
+# CONSENTWATCH_NO_VMSPLICE set), writev.
+SPLICE_MIN = 16 << 10  # frames without a part this big are copied: lending saves less than it costs then
+_SPLICE_F_NONBLOCK = 2
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _PyBuffer(ctypes.Structure):  # Py_buffer, part of Python's stable ABI
+    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
+                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
+                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
+                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
+
+
+def _load_vmsplice():
+    if os.environ.get("CONSENTWATCH_NO_VMSPLICE") or not hasattr(os, "splice"):  # os.splice: Linux only
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).vmsplice
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_size_t, ctypes.c_uint]
+    call.restype = ctypes.c_ssize_t
+    get, release = ctypes.pythonapi.PyObject_GetBuffer, ctypes.pythonapi.PyBuffer_Release
+    get.argtypes, get.restype = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int], ctypes.c_int
+    release.argtypes, release.restype = [ctypes.POINTER(_PyBuffer)], None
+    return call, get, release
+
+
+_VMSPLICE = _load_vmsplice()
+
+
+def _lend(fd: int, parts: list) -> int:
+    """vmsplice bytes-likes into the pipe, in one call: how much went in (BlockingIOError if nothing did)."""
+    call, get, release = _VMSPLICE
+    views = (_PyBuffer * len(parts))()
+    iov = (_IoVec * len(parts))()
+    held = 0
+    try:
+        for i, part in enumerate(parts):
+            if get(part, ctypes.byref(views[i]), 0):  # PyBUF_SIMPLE
+                raise BufferError("not a contiguous buffer")
+            held += 1
+            iov[i].base, iov[i].len = views[i].buf, views[i].len
+        n = call(fd, iov, len(parts), _SPLICE_F_NONBLOCK)
+    finally:
+        for i in range(held):
+            release(ctypes.byref(views[i]))
+    if n < 0:
+        err = ctypes.get_errno()
+        raise BlockingIOError(err, os.strerror(err)) if err == errno.EAGAIN else OSError(err, os.strerror(err))
+    return n
+
+
+def _send(fd: int, parts: list) -> int:
+    """Like os.writev(fd, parts) on a non-blocking pipe (how many bytes went in; BlockingIOError when none did),
+    but a frame with a big part is lent to the pipe rather than copied (see above), header and all in one call."""
+    if _VMSPLICE is None or all(len(p) < SPLICE_MIN for p in parts):
+        return os.writev(fd, parts)
+    return _lend(fd, parts)
 
 
 def _after(parts: list, written: int) -> list:

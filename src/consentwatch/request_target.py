@@ -20,8 +20,41 @@ from mitmproxy.net.http.url import default_port
 _PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
 
 
+_NOT_PLAIN = ("", None)  # remembered: this authority needs the full parser
+_SPLITS: dict[str, tuple] = {}
+MAX_SPLITS = 4096  # distinct authorities remembered; beyond this the memo starts over
+
+
+def header(headers: http.Headers, name: bytes) -> str | None:
+    """Same as `headers.get(name)` for a lower-case name: the values of every field by that name (any case),
+    decoded as mitmproxy decodes them and joined with ", ", or None when there is none."""
+    values = [v for k, v in headers.fields if k.lower() == name]
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0].decode("utf-8", "surrogateescape")
+    return ", ".join(v.decode("utf-8", "surrogateescape") for v in values)
+
+
+def _authority(request: http.Request) -> str | None:
+    """Same as `request.host_header`."""
+    data = request.data
+    if data.http_version == b"HTTP/2.0" or data.http_version == b"HTTP/3":
+        return request.host_header
+    return header(data.headers, b"host")
+
+
 def _split(authority: str) -> tuple[str, int | None] | None:
     """(name, port) of a plain `name[:port]` authority, or None when it needs the full parser."""
+    parts = _SPLITS.get(authority)
+    if parts is None:
+        if len(_SPLITS) >= MAX_SPLITS:
+            _SPLITS.clear()
+        parts = _SPLITS[authority] = _split_now(authority) or _NOT_PLAIN
+    return None if parts is _NOT_PLAIN else parts
+
+
+def _split_now(authority: str) -> tuple[str, int | None] | None:
     if not authority.isascii() or len(authority) > 261 or "xn--" in authority.lower():
         return None
     name, colon, port = authority.rpartition(":")
@@ -36,7 +69,7 @@ def _split(authority: str) -> tuple[str, int | None] | None:
 
 def host_of(request: http.Request) -> str:
     """Same as `request.pretty_host`."""
-    authority = request.host_header
+    authority = _authority(request)
     if not authority:
         return request.host
     parts = _split(authority)
@@ -45,7 +78,7 @@ def host_of(request: http.Request) -> str:
 
 def url_of(request: http.Request) -> str:
     """Same as `request.pretty_url`."""
-    authority = request.host_header
+    authority = _authority(request)
     parts = _split(authority) if authority and request.method != "CONNECT" else None
     if parts is None:
         return request.pretty_url

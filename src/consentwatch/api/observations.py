@@ -44,6 +44,12 @@ FIELDS = frozenset({"url", "html", "reason"})
 DETECT_TIMEOUT = 10.0  # seconds to wait for the worker's answer
 
 
+def _record(watch: Watch, obs: PageObservation, result) -> list:
+    """Store what detection made of a region (a DetectionError is counted there: only its type, never the
+    region); the findings stored."""
+    return watch.record(obs.url, result, obs.host)
+
+
 class ObservationError(ValueError):
     """A body this route cannot use: `status` (400, 413, 422) and a one-line message."""
 
@@ -151,20 +157,29 @@ class PageEye:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentwatch-page")
         self.seen = 0  # observations detected (for tests and logs; never their content)
 
-    async def detect(self, watch: Watch, obs: PageObservation):
+    async def detect_and_record(self, watch: Watch, obs: PageObservation) -> list:
+        """Detect the region off the loop and store what is found: the findings stored (Watch.record's answer)."""
         when = dt.datetime.now(dt.timezone.utc)
         offload = self.get_offload()
-        fut = offload.observe(obs.url, obs.html, when, obs.host) if offload is not None else None
+        # With the worker, its receiver thread stores the answer as soon as it is in (one hop back to the loop for
+        # the reply, instead of one to the loop and one more to a thread for the store).
+        fut = offload.observe(obs.url, obs.html, when, obs.host,
+                              then=functools.partial(_record, watch, obs)) if offload is not None else None
         if fut is not None:
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(fut), DETECT_TIMEOUT)
             except RuntimeError:
                 pass  # the worker died meanwhile: detect in our thread below
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._pool, functools.partial(
-            watch.detect, obs.url, "text/html; charset=utf-8", obs.html, "", when, obs.host, seen_by="page"))
-        # the page eye keeps findings only: no suggestions from a region
-        return dataclasses.replace(result, suggestions=()) if isinstance(result, Observation) else result
+        return await loop.run_in_executor(self._pool, functools.partial(self._detect_and_record, watch, obs, when))
+
+    @staticmethod
+    def _detect_and_record(watch: Watch, obs: PageObservation, when: dt.datetime) -> list:
+        result = watch.detect(obs.url, "text/html; charset=utf-8", obs.html, "", when, obs.host, seen_by="page")
+        # the page eye keeps findings only: no suggestions from a region (the worker drops them itself)
+        if isinstance(result, Observation):
+            result = dataclasses.replace(result, suggestions=())
+        return _record(watch, obs, result)
 
     async def handle(self, request: web.Request) -> web.Response:
         watch = self.get_watch()
@@ -187,14 +202,12 @@ class PageEye:
         if wait:
             return error(429, "too many observations; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
         try:
-            result = await self.detect(watch, obs)
+            findings = await self.detect_and_record(watch, obs)
         except asyncio.TimeoutError:
             return error(503, "detection is busy; try again", {"Retry-After": "2"})
         self.seen += 1
-        # a DetectionError is counted there (only its type: never the region)
-        findings = await asyncio.get_running_loop().run_in_executor(None, watch.record, obs.url, result, obs.host)
-        if findings:
-            log.info("page eye: %s on %s", ", ".join(f"{f.rule_id} {f.kind}" for f in findings), obs.url)
+        # No log line per observation: a page sends one each time what it shows changes, and under mitmproxy every
+        # log record goes to every addon. A change of state is logged by the pipeline, as the network's are.
         return web.json_response({"findings": [f.to_dict() for f in findings]}, status=202)
 
     def close(self) -> None:

@@ -113,6 +113,10 @@ class CaptureRecorder:
         self._stamp: tuple | None = None
         self._request: dict | None = None
         self._ended: set[str] = set()
+        # No capture, no response hook: in an AddonGroup (assembly.py) every flow's response then goes to
+        # detection alone, with nothing in between. The group sets hooks_changed to hear when this changes.
+        self.hooks_off: frozenset[str] = frozenset({"response"})
+        self.hooks_changed: Callable[[], None] | None = None
 
     # -- hooks ----------------------------------------------------------------------------------------
     def running(self) -> None:
@@ -198,8 +202,14 @@ class CaptureRecorder:
                              s.status("failed", error=f"no rule for platform {platform!r} in the running proxy"))
             return
         self.session = s
+        self._listen(True)
         log.info("capture: recording %s (scrubbed in memory, written when `capture` stops)", platform)
         self.pool.submit(self._begin, s)
+
+    def _listen(self, on: bool) -> None:
+        self.hooks_off = frozenset() if on else frozenset({"response"})
+        if self.hooks_changed is not None:
+            self.hooks_changed()
 
     def _progress(self, s: Session) -> None:
         now = time.monotonic()
@@ -209,6 +219,7 @@ class CaptureRecorder:
 
     def _end(self, s: Session, how: str) -> None:
         self.session = None
+        self._listen(False)
         self._ended.add(s.id)
         self.pool.submit(self._finish, s, how)  # after every flow already queued: one sender, in order
 
