@@ -262,7 +262,9 @@ def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chr
         tab_id = wait_until(lambda: next((int(k) for k in (b.eval(
             "() => chrome.storage.session.get('cwTabMarks').then(r => r.cwTabMarks || {})") or {})), None), 15,
             what="the tab to be marked")
-        assert b.eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id) == "!"
+        # the mark is kept first, then drawn on the tab: wait for the drawing
+        wait_until(lambda: b.eval("(id) => chrome.action.getBadgeText({tabId: id})", tab_id) == "!", 10,
+                   what="the tab's badge to show the mark")
         assert "did not watch this page" in b.eval("(id) => chrome.action.getTitle({tabId: id})", tab_id)
         marked = b.open_page(f"popup.html?tab={tab_id}", 380, 560)
         marked.locator("#tab-mark").wait_for()
