@@ -282,6 +282,12 @@ ext.runtime.onMessage.addListener(makeDispatcher(handlers, {
 const pairing = new Pairing({
   sendNative: typeof ext.runtime.sendNativeMessage === 'function' ? (host, msg) => ext.runtime.sendNativeMessage(host, msg) : null,
   testConnection: (apiBase, token) => actions.testConnection(apiBase, token), session, local: ext.storage.local, CW,
+  // "Also turn routing on" in the confirmation: the switch itself; the proof follows without holding the answer up
+  setRouting: async (enabled) => {
+    await routing.set(enabled);
+    await state.update({ selftest: null });
+    proveRoute({ force: true }).catch((e) => console.warn('consentwatch: self-test', e));
+  },
 });
 ext.runtime.onMessage.addListener(makeDispatcher(pairingHandlers(pairing), {
   extId: ext.runtime.id, extOrigin: ext.runtime.getURL(''), hostAllowed: () => false,

@@ -7,6 +7,18 @@ const $ = (id) => document.getElementById(id);
 const POLL_MS = 1500;
 
 let lastKey = '';
+
+// The pairing control itself, here on the page (not a button to another page): made once and moved back in on each
+// render, so a confirmation in progress survives the checklist's looks every 1.5 s.
+let pairBox = null;
+let pairFor = null;
+function pairNodes(reason) {
+  if (!pairBox) pairBox = CWPair.create({ onPaired: () => { lastKey = ''; poll(); } });
+  if (pairFor !== reason) pairBox.reset();
+  pairFor = reason;
+  return [pairBox, el('button', { type: 'button', class: 'btn secondary', dataset: { action: 'paste-token' },
+    onclick: () => send('ui:open-options').catch(() => {}) }, 'Paste a token instead')];
+}
 let failure = null; // the last action's error, shown under its item until the next action
 
 function render(state) {
@@ -23,10 +35,11 @@ function render(state) {
   document.body.dataset.done = String(state.checklist.done);
 
   $('checklist').replaceChildren(...items.map((item) => {
-    const next = item.done ? [] : actionNodes(item.action, {
-      onDone: (s) => { failure = null; render(s); },
-      onError: (e) => { failure = { id: item.id, message: e.message }; lastKey = ''; poll(); },
-    });
+    const next = item.done ? [] : item.action && item.action.id === 'pair' ? pairNodes(state.checklist.status.reason)
+      : actionNodes(item.action, {
+        onDone: (s) => { failure = null; render(s); },
+        onError: (e) => { failure = { id: item.id, message: e.message }; lastKey = ''; poll(); },
+      });
     return el('li', { dataset: { item: item.id, done: String(item.done) } },
       el('span', { class: 'mark', 'aria-hidden': 'true' }, '✓'),
       el('span', { class: 'label' }, item.label, el('span', { class: 'sr' }, item.done ? ' (done)' : ' (to do)')),

@@ -53,10 +53,11 @@ export function checkHostReply(reply, CW) {
 export class Pairing {
   /**
    * sendNative(hostName, message) -> Promise of the host's reply; testConnection(apiBase, token) -> Actions'
-   * answer ({ok, message, ...}); session: {get(key), set(obj)}; local: storage.local.
+   * answer ({ok, message, ...}); session: {get(key), set(obj)}; local: storage.local; setRouting(true) -> the
+   * routing switch turned on (throws with a one-line reason), for a confirmation that asked for routing too.
    */
-  constructor({ sendNative, testConnection, session, local, CW, now = () => Date.now() }) {
-    Object.assign(this, { sendNative, testConnection, session, local, CW, now });
+  constructor({ sendNative, testConnection, session, local, CW, setRouting = null, now = () => Date.now() }) {
+    Object.assign(this, { sendNative, testConnection, session, local, CW, setRouting, now });
   }
 
   /** Asks the host, tests what it gave, keeps it as the offer. The page gets the address, never the token. */
@@ -77,8 +78,10 @@ export class Pairing {
     return { ok: true, apiBase: got.apiBase, version: test.version ?? got.version, rules: test.rules ?? null, warnings: test.warnings ?? null };
   }
 
-  /** The user confirmed: the offer becomes the settings (the worker reconnects on the storage change). */
-  async accept() {
+  /** The user confirmed: the offer becomes the settings (the worker reconnects on the storage change). With routing
+   * (the confirmation's box, which the user saw checked), the same click turns the routing switch on: pairing
+   * stands even when routing cannot be turned on, and the answer says why (its routing: {on, error}). */
+  async accept({ routing = false } = {}) {
     const offer = await this.session.get(OFFER_KEY);
     if (!offer || typeof offer !== 'object' || !(this.now() - offer.at < OFFER_TTL_MS) || offer.at > this.now()) {
       await this.cancel();
@@ -86,7 +89,16 @@ export class Pairing {
     }
     await this.local.set({ apiBase: offer.apiBase, token: offer.token });
     await this.cancel();
-    return { ok: true, apiBase: offer.apiBase, message: `Paired with consentwatch at ${offer.apiBase}.` };
+    const paired = { ok: true, apiBase: offer.apiBase, message: `Paired with consentwatch at ${offer.apiBase}.` };
+    if (!routing) return paired;
+    try {
+      if (typeof this.setRouting !== 'function') throw new Error('this page cannot turn routing on');
+      await this.setRouting(true);
+    } catch (e) {
+      const why = String((e && e.message) || 'no reason given').slice(0, 300);
+      return { ...paired, routing: { on: false, error: why }, message: `${paired.message} Routing is still off: ${why}` };
+    }
+    return { ...paired, routing: { on: true, error: null }, message: `${paired.message} Routing is on.` };
   }
 
   async cancel() {
@@ -102,7 +114,7 @@ export function pairingHandlers(pairing) {
     page: Object.freeze({}),
     ui: Object.freeze({
       'ui:pair-offer': () => pairing.offer(),
-      'ui:pair-accept': () => pairing.accept(),
+      'ui:pair-accept': (msg) => pairing.accept({ routing: msg.routing === true }),
       'ui:pair-cancel': () => pairing.cancel(),
     }),
   };

@@ -55,12 +55,12 @@ export function computeStatus(f) {
     return { verdict: 'checking', reason: 'starting', title: 'Checking…', detail: 'Looking for consentwatch on this computer.', action: null, cautions: [] };
   }
   if (!f.paired || f.conn === 'unpaired') {
-    return not('unpaired', 'not paired yet', 'This extension has no token for consentwatch yet. Pair it in Settings (or run consentwatch token in a terminal and paste what it prints there).',
+    return not('unpaired', 'not paired yet', 'Pair with consentwatch asks consentwatch on this computer for its address and token, and you confirm (it needs “consentwatch trust” run once). Or paste the token “consentwatch token” prints.',
       button('pair', 'Pair with consentwatch'));
   }
   if (f.conn === 'unauthorized') {
     return not('unauthorized', 'the token was not accepted', 'consentwatch is running but did not accept the saved token.',
-      button('pair', 'Pair again'));
+      button('pair', 'Pair with consentwatch'));
   }
   if (f.conn === 'error') {
     return not('error', 'consentwatch had a problem', f.lastError || 'The local API gave an unexpected answer.', button('retry', 'Try again'));

@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from .assembly import AddonGroup, default_addons, front_addons
 from .ca import (CA_CERT, CA_DIR, OWN_DOMAIN, SELFTEST_HOST, SELFTEST_URL, CaError, CaStatus, covers, ensure_ca,
                  uncovered)
 from .api.server import API_HOST, ApiServer, ApiStartError
+from .paths import default_data_dir
 from .rules.model import RuleSet
 from .terminal import printable
 
@@ -231,6 +233,18 @@ async def _start_proxy(m: master.Master) -> tuple[str, int]:
     return addrs[0][0], addrs[0][1]
 
 
+def own_command() -> str:
+    """How to type this command again: `consentwatch` when that is what PATH finds, else the path it was started by
+    (`.venv/bin/consentwatch` under `make run` in a clone, where no `consentwatch` is on PATH)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if Path(argv0).name != "consentwatch":  # python -m consentwatch.cli, a test harness: the installed name
+        return "consentwatch"
+    found = shutil.which("consentwatch")
+    if found and Path(found).resolve() == Path(argv0).resolve():
+        return "consentwatch"
+    return argv0
+
+
 def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWatch, hosts: InterceptRuleHosts,
            confdir: str | None = None) -> str:
     status = hosts.ca
@@ -261,18 +275,24 @@ def banner(cfg: RunConfig, proxy: tuple[str, int], api: ApiServer, cw: ConsentWa
         if status.uncovered:
             lines.append(f"    WARNING: it does not cover {', '.join(status.uncovered)} (added since it was made), "
                          "so those are tunnelled, not inspected: restart with --renew-ca and trust the new certificate.")
+    cw_cmd = own_command()
+    dd = "" if cfg.data_dir == default_data_dir() else f" --data-dir {cfg.data_dir}"
     lines += [
-        "    Trust it once in your browsers, then restart them:",
-        f"      Linux (Chromium, Chrome, Firefox): consentwatch trust --data-dir {cfg.data_dir}",
-        f"      macOS: security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db {ca}",
-        f"      Windows: certutil -user -addstore Root {ca}",
+        "Next, once (README, \"Using it\"):",
+        f"  1. {cw_cmd} trust{dd}",
+        "       your browsers trust this CA (Linux: Chromium, Chrome, Firefox) and the extension can pair; then restart "
+        "the browser",
+        f"       macOS: security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db {ca}",
+        f"       Windows: certutil -user -addstore Root {ca}",
     ]
     if api.port:
         lines += [
-            "  Pair the browser extension: open its options page and enter",
+            f"  2. Load the browser extension (its folder: {cw_cmd} extension-path), click \"Pair with consentwatch\" "
+            "in it and confirm:",
+            "       it pairs, and turns routing on (only the rule hosts go to this proxy, by a PAC from /v1/proxy.pac)",
+            "  Or pair by hand (the extension's Settings, \"Or paste the token\"):",
             f"      API address: http://{API_HOST}:{api.port}",
-            f"      token:       {api.token()}   (again any time: consentwatch token --data-dir {cfg.data_dir})",
-            "    The extension then sends only the rule hosts to this proxy (PAC from /v1/proxy.pac).",
+            f"      token:       {api.token()}   (again any time: {cw_cmd} token{dd})",
         ]
     return "\n".join(lines)
 

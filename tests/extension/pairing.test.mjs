@@ -75,6 +75,51 @@ test('the host is asked for a pair, the answer tested, and the page sees the add
   assert.equal((await pairing.accept()).ok, false); // one offer, one confirmation
 });
 
+test('confirming with the routing box checked turns routing on in the same click; pairing stands if it cannot', async () => {
+  const reply = { type: 'pair', apiBase: 'http://127.0.0.1:8765', token: TOKEN };
+  const turnedOn = [];
+  const { pairing, local } = makePairing({ reply });
+  pairing.setRouting = async (on) => {
+    turnedOn.push([on, { ...local.data }]); // the token is saved before routing asks the API for the PAC
+  };
+  await pairing.offer();
+  const both = await pairing.accept({ routing: true });
+  assert.deepEqual(both, { ok: true, apiBase: 'http://127.0.0.1:8765', routing: { on: true, error: null },
+    message: 'Paired with consentwatch at http://127.0.0.1:8765. Routing is on.' });
+  assert.deepEqual(turnedOn, [[true, { apiBase: 'http://127.0.0.1:8765', token: TOKEN }]]);
+
+  // unchecked: today's behaviour, routing untouched
+  await pairing.offer();
+  assert.equal((await pairing.accept({ routing: false })).routing, undefined);
+  assert.equal(turnedOn.length, 1);
+
+  // the browser refuses the proxy setting: paired all the same, and the reason is said
+  pairing.setRouting = async () => {
+    throw new Error('Another extension controls your proxy settings.');
+  };
+  await pairing.offer();
+  const refused = await pairing.accept({ routing: true });
+  assert.equal(refused.ok, true);
+  assert.deepEqual(refused.routing, { on: false, error: 'Another extension controls your proxy settings.' });
+  assert.equal(refused.message, 'Paired with consentwatch at http://127.0.0.1:8765. Routing is still off: Another extension controls your proxy settings.');
+  assert.deepEqual(local.data, { apiBase: 'http://127.0.0.1:8765', token: TOKEN });
+
+  // an expired offer turns nothing on
+  let calls = 0;
+  pairing.setRouting = async () => { calls += 1; };
+  assert.equal((await pairing.accept({ routing: true })).ok, false);
+  assert.equal(calls, 0);
+});
+
+test('the accept message carries the routing box, and only a real true turns it on', async () => {
+  const seen = [];
+  const table = pairingHandlers({ accept: async (opts) => { seen.push(opts); return 'ok'; } });
+  await table.ui['ui:pair-accept']({ type: 'ui:pair-accept', routing: true });
+  await table.ui['ui:pair-accept']({ type: 'ui:pair-accept', routing: 'yes' });
+  await table.ui['ui:pair-accept']({ type: 'ui:pair-accept' });
+  assert.deepEqual(seen, [{ routing: true }, { routing: false }, { routing: false }]);
+});
+
 test('an offer expires, and cancel forgets it', async () => {
   let now = 5_000_000;
   const { pairing, local } = makePairing({ reply: { type: 'pair', apiBase: 'http://localhost:9000', token: TOKEN },

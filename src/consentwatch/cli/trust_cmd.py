@@ -105,8 +105,8 @@ def _pairing(args, directory: Path) -> None:
         what = "remove" if args.remove else "install"
         raise CliError(f"could not {what} the pairing host for every browser asked for (see above)")
     if not args.remove:
-        print("Pair: with consentwatch running, click \"Pair with consentwatch on this computer\" in the extension's "
-              "popup or settings (no browser restart needed).")
+        print("Pair: with consentwatch running, click \"Pair with consentwatch\" in the extension (its first-run page, "
+              "popup or Settings) and confirm (no browser restart needed for that).")
 
 
 def run(args) -> int:
