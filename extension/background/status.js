@@ -49,13 +49,13 @@ export function computeStatus(f) {
   const not = (reason, title, detail, action) => ({ verdict: 'not-watching', reason, title, detail, action, cautions: [] });
   if (f.backend === 'down' || f.conn === 'down') {
     return not('backend-down', 'consentwatch is not running', `Nothing answers at ${f.apiBase || 'its address'}.`,
-      cmd('consentwatch run'));
+      cmd('consentwatch run', 'or “make run” in your clone'));
   }
   if (f.backend === null && (f.conn === 'starting' || !f.conn)) {
     return { verdict: 'checking', reason: 'starting', title: 'Checking…', detail: 'Looking for consentwatch on this computer.', action: null, cautions: [] };
   }
   if (!f.paired || f.conn === 'unpaired') {
-    return not('unpaired', 'not paired yet', 'Pair with consentwatch asks consentwatch on this computer for its address and token, and you confirm (it needs “consentwatch trust” run once). Or paste the token “consentwatch token” prints.',
+    return not('unpaired', 'not paired yet', 'Click “Pair with consentwatch” and confirm: it gets the address and token from consentwatch on this computer (once “consentwatch trust” has run). Or paste the token that “consentwatch token” prints.',
       button('pair', 'Pair with consentwatch'));
   }
   if (f.conn === 'unauthorized') {
@@ -137,13 +137,16 @@ export function checklist(f) {
   const items = [
     { id: 'backend', label: 'consentwatch is running', done: backend,
       detail: backend ? `Answering at ${f.apiBase}.` : `Nothing answers at ${f.apiBase || 'its address'} yet.`,
-      action: backend ? null : cmd('consentwatch run') },
+      action: backend ? null : cmd('consentwatch run', 'or “make run” in your clone') },
     { id: 'paired', label: 'The extension is paired', done: paired,
-      detail: paired ? 'consentwatch accepted the token.' : (f.conn === 'unauthorized' ? 'consentwatch refused the saved token.' : 'No token yet.'),
-      action: paired ? null : (backend ? button('pair', 'Pair with consentwatch') : waiting('consentwatch running')) },
+      detail: paired ? 'consentwatch accepted the token.' : f.conn === 'unauthorized' ? 'consentwatch refused the saved token.'
+        : f.paired ? 'A token is saved: checked once consentwatch answers.' : 'No token yet.',
+      // not paired and nothing at the saved address: consentwatch may run on other ports, which pairing finds out
+      action: paired ? null : (backend || !f.paired ? button('pair', 'Pair with consentwatch') : waiting('consentwatch running')) },
     { id: 'route', label: 'The platforms go through consentwatch', done: routed,
       detail: routed ? (r.enabled ? 'Routing is on: only the watched platforms go to the proxy.' : 'The browser’s own proxy setting sends them.')
-        : (r.blockedBy || r.error || 'Routing is off.'),
+        : (r.blockedBy || r.error || (!r.wanted ? 'Routing is off.'
+          : paired ? 'Routing is on, but the browser did not take it.' : 'Routing is on: checked once the extension is paired and consentwatch answers.')),
       action: routed ? null : (!paired ? waiting('pairing') : (r.blockedBy ? status.action : button('routing-on', 'Turn routing on'))) },
     { id: 'certificate', label: 'The browser trusts consentwatch’s certificate', done: trusted,
       detail: trusted ? 'The self-test page loaded through the proxy.'

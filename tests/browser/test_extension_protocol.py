@@ -55,7 +55,7 @@ def test_unpaired_popup_says_so_and_badge_is_off(browser, fake_api, artifacts):
     popup = browser.open_popup()
     popup.get_by_role("heading", name="Not watching — not paired yet").wait_for()
     notice = popup.locator("#notice").inner_text()
-    assert "Pair with consentwatch on this computer" in notice and "Paste a token instead" in notice
+    assert "Pair with consentwatch" in notice and "Paste a token instead" in notice
     assert popup.locator("#routing").is_hidden()
     popup.screenshot(path=str(artifacts / "popup-not-paired.png"), full_page=True)
 

@@ -211,7 +211,7 @@ def test_status_tells_the_truth_from_install_to_watching_and_after_a_restart(chr
         run.start()
         wait_until(lambda: checklist_done(first).get("backend"), 15, what="the backend item to turn green")
         assert checklist_done(first)["paired"] is False
-        first.locator("#checklist li[data-item=paired] [data-action=pair]").wait_for()
+        first.locator("#checklist li[data-item=paired] [data-pair=start]").wait_for()  # the pairing control itself
         first.screenshot(path=str(artifacts / "status-firstrun-1-running.png"), full_page=True)
         popup = popup_says(b, artifacts, "unpaired", "Not watching", "Not watching — not paired yet")
         assert popup.get_by_role("button", name="Pair with consentwatch").is_visible()

@@ -106,8 +106,8 @@ test('the checklist: the five steps in order, each unchecked one with its next a
   assert.deepEqual(fresh.items.map((i) => i.id), ['backend', 'paired', 'route', 'certificate', 'page-eye']);
   assert.deepEqual(fresh.items.map((i) => i.done), [false, false, false, false, false]);
   assert.equal(fresh.items[0].action.command, 'consentwatch run');
-  assert.equal(fresh.items[1].action.kind, 'wait');
-  assert.match(fresh.items[1].action.text, /Waits for: consentwatch running/);
+  // nothing at the default address and no token: pairing is offered (it finds a consentwatch on other ports)
+  assert.equal(fresh.items[1].action.id, 'pair');
   assert.match(fresh.items[2].action.text, /Waits for: pairing/);
   assert.equal(fresh.items[4].action.id, 'grant-pages');
   assert.equal(fresh.done, false);
@@ -127,6 +127,15 @@ test('the checklist: the five steps in order, each unchecked one with its next a
   const pending = checklist(facts({ selftest: null }));
   assert.equal(pending.items[3].done, false);
   assert.equal(pending.items[3].detail, 'Checking…');
+
+  // consentwatch stopped after it all worked: the saved token and the routing are not called missing
+  const stopped = checklist(facts({ backend: 'down', conn: 'down', routing: { wanted: true, enabled: true } }));
+  assert.deepEqual(stopped.items.map((i) => i.done), [false, false, false, false, true]);
+  assert.equal(stopped.items[1].detail, 'A token is saved: checked once consentwatch answers.');
+  assert.match(stopped.items[2].detail, /^Routing is on: checked once/);
+  assert.match(stopped.items[1].action.text, /Waits for: consentwatch running/); // paired: nothing to pair again
+  assert.equal(fresh.items[1].detail, 'No token yet.');
+  assert.equal(fresh.items[2].detail, 'Routing is off.');
 
   const all = checklist(good);
   assert.ok(all.done && all.items.every((i) => i.done && i.action === null));
