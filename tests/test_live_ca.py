@@ -150,6 +150,9 @@ def test_renew_ca_flag_and_banner(tmp_path):
     first = (data / "ca" / CA_CERT).read_bytes()
     assert "rule domains" in r.output() and str(data / "ca" / PUBLIC_CERT) in r.output()
     assert f"token:       {r.token}" in r.output()
+    # what to do next: trust (with this data dir, as the command was typed), then the extension's Pair button
+    assert f"1. consentwatch trust --data-dir {data}" in r.output()
+    assert 'click "Pair with consentwatch" in it and confirm' in r.output()
     assert r.stop() == 0
     r = start_run(data, None, "--renew-ca")
     try:
