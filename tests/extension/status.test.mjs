@@ -204,6 +204,9 @@ test('the self-test: an answer proves the route; a failure is "untrusted" only i
   // the proxy noted the refusal a moment after the fetch failed: the second look finds it
   assert.equal((await run(refuse, [{}, {}, { [SELFTEST_HOST]: 1 }])).result.outcome, 'untrusted');
   assert.equal((await run(refuse, [{}, {}, {}])).result.outcome, 'bypassed');
+  // a refusal counted before this attempt (routing since switched off: the request never reached the proxy) is not
+  // this request's: without a new one it is not "untrusted"
+  assert.equal((await run(refuse, [{ [SELFTEST_HOST]: 3 }, { [SELFTEST_HOST]: 3 }, { [SELFTEST_HOST]: 3 }])).result.outcome, 'bypassed');
   // refusals of other hosts say nothing about this request
   assert.equal((await run(refuse, [{}, { 'x.com': 2 }, { 'x.com': 2 }])).result.outcome, 'bypassed');
   const gone = await run(refuse, [{}, undefined]);
