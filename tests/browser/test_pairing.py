@@ -139,7 +139,8 @@ def test_a_custom_user_data_dir_looks_there_and_the_popup_pairs(pw, chromium_pat
         popup.wait_for_selector("[data-pair=start]", timeout=20_000)
         assert popup.locator("#status-text").text_content() == "Not watching"
         # nothing at the default address (this run has ports of its own): pairing is offered, since it finds them
-        assert popup.locator("#notice").get_attribute("data-reason") == "backend-down"
+        # (or, should another consentwatch hold the default port on this machine, it is "not paired" there)
+        assert popup.locator("#notice").get_attribute("data-reason") in ("backend-down", "unpaired")
         popup.click("[data-pair=start]")
         # Debian's chromium with --user-data-dir=DIR reads DIR/NativeMessagingHosts, not ~/.config/chromium's
         wait_until(lambda: NOT_INSTALLED in result_text(popup), 20, what="not-installed message")
