@@ -11,7 +11,12 @@ wrk request A and B (it includes serving the observations: that is their cost), 
 observation, and observation -> WebSocket (the POST sent to the `warning`/`resolved` message received) p50 / p95
 / p99 / max. Goals (issue 16): throughput cost < 2 %, p99 < 50 ms.
 
-Run: .venv/bin/python bench/page_eye_budget.py [--rounds 5] [--seconds 5] [--rate 50] [--json FILE]
+Then the same observations without wrk, in alternating rounds (idle, flips, repeats): the proxy's own CPU per
+observation, summed over its threads from /proc/PID/task/*/schedstat (nanoseconds, user + kernel), less what the
+idle proxy uses in the same time. Unlike the difference of two wrk rounds, this hardly moves with the machine's
+load (each observation's work is the same whoever else runs), so it is the figure to compare changes with.
+
+Run: .venv/bin/python bench/page_eye_budget.py [--rounds 5] [--seconds 5] [--rate 50] [--json FILE] [--alone-only]
 """
 
 from __future__ import annotations
@@ -108,6 +113,46 @@ def start(origin: int, api_port: int, data_dir: Path) -> tuple[subprocess.Popen,
     return p, port
 
 
+def thread_cpu_ns(pid: int) -> int:
+    """CPU nanoseconds (user + kernel) used so far by every live thread of a process (Linux schedstat: exact,
+    not in 10 ms ticks like /proc/PID/stat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+async def alone_round(proc, seconds: float, observer: Observer | None) -> dict:
+    """Observations (or none) for `seconds` with no other traffic: the proxy's CPU and the wall time."""
+    sent0 = observer.sent if observer else 0
+    c0, t0 = thread_cpu_ns(proc.pid), time.perf_counter()
+    if observer is None:
+        await asyncio.sleep(seconds)
+    else:
+        stop = asyncio.Event()
+        task = asyncio.create_task(observer.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+    c1, t1 = thread_cpu_ns(proc.pid), time.perf_counter()
+    return {"cpu_ns": c1 - c0, "wall": t1 - t0, "observations": (observer.sent - sent0) if observer else 0}
+
+
+def alone_figures(idle: list[dict], flips: list[dict], repeats: list[dict]) -> dict:
+    idle_rate = statistics.median(r["cpu_ns"] / r["wall"] for r in idle)  # ns of CPU per second, idle
+
+    def per_obs(rounds: list[dict]) -> dict:
+        each = [(r["cpu_ns"] - idle_rate * r["wall"]) / r["observations"] / 1000 for r in rounds if r["observations"]]
+        return {"cpu_per_obs_us": statistics.median(each), "min_us": min(each), "max_us": max(each),
+                "rate_sent": sum(r["observations"] for r in rounds) / sum(r["wall"] for r in rounds)}
+
+    return {"idle_cpu_ms_per_s": idle_rate / 1e6, "flip": per_obs(flips), "repeat": per_obs(repeats)}
+
+
 async def one_round(proc, port: int, origin: int, seconds: int, observer: Observer | None) -> dict:
     loop = asyncio.get_running_loop()
     own0, kids0 = cpu_seconds(proc.pid)
@@ -147,16 +192,26 @@ async def bench(args) -> dict:
         observer.latencies.clear()
         same.latencies.clear()
         quiet, busy, repeats = [], [], []
-        for _ in range(args.rounds):
+        for _ in range(0 if args.alone_only else args.rounds):
             quiet.append(await one_round(proc, port, origin_port, args.seconds, None))
             busy.append(await one_round(proc, port, origin_port, args.seconds, observer))
             repeats.append(await one_round(proc, port, origin_port, args.seconds, same))
+        flip_latencies, repeat_latencies = observer.latencies[:], same.latencies[:]
+        alone: tuple[list, list, list] = ([], [], [])
+        for _ in range(args.rounds):
+            alone[0].append(await alone_round(proc, args.seconds, None))
+            alone[1].append(await alone_round(proc, args.seconds, observer))
+            alone[2].append(await alone_round(proc, args.seconds, same))
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(10)
         origin.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+    figures = {"mitmproxy": version("mitmproxy"), "rounds": args.rounds, "seconds": args.seconds,
+               "rate_asked": args.rate, "alone": alone_figures(*alone)}
+    if args.alone_only:
+        return {**figures, "load": os.getloadavg()}
     seconds = args.rounds * args.seconds
     a = statistics.median(r["rate"] for r in quiet)
     cpu_a = statistics.median(r["cpu_us"] for r in quiet)
@@ -174,13 +229,26 @@ async def bench(args) -> dict:
                 "latency_ms": {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99),
                                "max": max(lat) if lat else float("nan")}}
 
-    return {"mitmproxy": version("mitmproxy"), "rounds": args.rounds, "seconds": args.seconds,
-            "rate_asked": args.rate, "plain": a, "cpu_plain_us": cpu_a,
-            "flip": case(busy, observer.latencies), "repeat": case(repeats, same.latencies),
+    return {**figures, "plain": a, "cpu_plain_us": cpu_a,
+            "flip": case(busy, flip_latencies), "repeat": case(repeats, repeat_latencies),
             "load": os.getloadavg()}
 
 
 def print_report(r: dict) -> None:
+    if "plain" in r:
+        print_wrk_report(r)
+    al = r["alone"]
+    print(f"\nthe same observations without wrk, {r['rounds']} alternating rounds of {r['seconds']}s (idle, flips, "
+          f"repeats): the proxy's own CPU per observation, all threads, less the idle proxy's "
+          f"{al['idle_cpu_ms_per_s']:.1f} ms/s")
+    for name in ("flip", "repeat"):
+        c = al[name]
+        print(f"{name:<12}{c['rate_sent']:>7.1f}/s {c['cpu_per_obs_us']:>8.0f} us per observation "
+              f"(rounds {c['min_us']:.0f}-{c['max_us']:.0f})")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in r['load'])}")
+
+
+def print_wrk_report(r: dict) -> None:
     print(f"\nthe page eye's budget (mitmproxy {r['mitmproxy']}): wrk through the proxy (reverse mode, unmatched), "
           f"{r['rounds']} alternating rounds of {r['seconds']}s:\nwithout observations, with observations that each "
           f"flip the switch (detected, stored, announced: the worst case), and with repeats of one region "
@@ -196,7 +264,6 @@ def print_report(r: dict) -> None:
               f"{c['worker_us_per_obs']:>8.0f} us   {lat['p50']:.1f} {lat['p95']:.1f} {lat['p99']:.1f} "
               f"{lat['max']:.1f} ms ({lat['n']})")
     print("(flip: POST sent -> its warning/resolved message on the WebSocket; repeat: the POST's answer)")
-    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in r['load'])}")
 
 
 def main() -> int:
@@ -204,6 +271,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rate", type=float, default=50, help="observations per second (default 50)")
+    ap.add_argument("--alone-only", action="store_true", help="only the rounds without wrk (CPU per observation)")
     ap.add_argument("--json", help="also write the figures to this file (bench/run_all.py reads them)")
     args = ap.parse_args()
     if not shutil.which("wrk"):

@@ -184,6 +184,69 @@ async def test_the_network_and_the_page_both_saw_it(api, watch):
     assert len(api.events) == 2  # the same again: nothing new to say
 
 
+async def test_a_repeat_that_changed_nothing_is_answered_without_detection_until_the_store_changes(watch, monkeypatch):
+    detected = []
+    real = Watch.detect
+    monkeypatch.setattr(watch, "detect", lambda *a, **k: detected.append(k.get("seen_by")) or real(watch, *a, **k))
+    eye = PageEye(lambda: watch)
+    api = await client_for(watch, eye)
+    try:
+        answers = []
+        for _ in range(4):  # a change, a repeat that changes nothing (detected), then repeats known from it
+            r = await post(api, body(region(True)))
+            assert r.status == 202
+            answers.append((await r.json())["findings"])
+        assert len(detected) == 2 and eye.repeats == 2
+        assert [e.type for e in api.events] == ["warning"]
+        assert all([(f["kind"], f["state"], f["seen_by"], f["url"]) for f in a] ==
+                   [("toggle_on", "on", "page", LINKEDIN_URL)] for a in answers)
+        writes = watch.state.writes
+
+        r = await post(api, body(region(True, "<span>another region</span>")))  # not the same region: detected
+        assert len(detected) == 3 and watch.state.writes == writes
+
+        # the network eye sees the switch off: a write, so the page's next "on" is detected and stored again
+        t = threading.Thread(target=watch.process, args=(LINKEDIN_URL, "text/html", linkedin_page(False)),
+                             kwargs={"host": HOST})
+        t.start()
+        t.join()
+        assert watch.state.writes > writes and watch.state.list_warnings("active") == []
+        r = await post(api, body(region(True)))
+        assert [f["kind"] for f in (await r.json())["findings"]] == ["toggle_reenabled"]
+        assert detected.count("page") == 4 and [w["status"] for w in watch.state.list_warnings("all")] == ["active"]
+        assert [e.type for e in api.events] == ["warning", "resolved", "warning"]
+    finally:
+        await api.hub.close()
+        await api.close()
+
+
+def test_a_repeat_is_known_only_while_nothing_would_change():
+    import datetime as dt
+    from consentwatch.api.observations import Repeat
+
+    class W:  # what Repeat.valid reads of a Watch
+        detector = object()
+
+        class state:
+            writes = 7
+
+    w = W()
+    day = dt.datetime(2026, 3, 1, 10, 0, 0, tzinfo=dt.timezone.utc)
+    known = Repeat(w, w.detector, b"d", day.date(), 7, day + dt.timedelta(seconds=60), ())
+    assert known.valid(w, b"d", day + dt.timedelta(seconds=59, microseconds=999))
+    assert not known.valid(w, b"d", day + dt.timedelta(seconds=60))  # last_seen is due for a refresh
+    assert not known.valid(w, b"other", day)
+    assert not known.valid(W(), b"d", day)  # another pipeline
+    w.state.writes = 8
+    assert not known.valid(w, b"d", day)  # the store changed
+    w.state.writes = 7
+    w.detector = object()
+    assert not known.valid(w, b"d", day)  # new rules (or region, or size limit)
+    w.detector = known.detector
+    later = Repeat(w, w.detector, b"d", day.date(), 7, None, ())
+    assert later.valid(w, b"d", day + dt.timedelta(hours=13)) and not later.valid(w, b"d", day + dt.timedelta(days=1))
+
+
 async def test_requests_that_are_refused_before_detection(api, watch):
     assert (await api.post("/v1/observations", data=body(region(True)),
                            headers={"Content-Type": "application/json"})).status == 401

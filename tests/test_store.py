@@ -42,6 +42,32 @@ def test_one_warning_per_rule_not_per_page_view(data_dir):
     assert len(s.list_warnings()) == 1
 
 
+def test_writes_count_every_change_and_unchanged_until_is_the_next_last_seen_refresh(data_dir):
+    """What the page eye's memory of repeats relies on: `writes` moves on every change of the store and only
+    then, and recording the same finding again changes nothing until its warning's last_seen is due."""
+    import datetime as dt
+
+    s = StateStore(data_dir)
+    n = s.writes
+    s.record(finding("toggle_on", "on", at="2026-01-01T10:00:00+00:00"))
+    assert s.writes > n
+    n = s.writes
+    _, ev = s.record(finding("toggle_on", "on", at="2026-01-01T10:00:30+00:00"))
+    assert ev == [] and s.writes == n
+    due = s.unchanged_until([finding("toggle_on", "on")])
+    assert due == dt.datetime(2026, 1, 1, 10, 1, 0, tzinfo=dt.timezone.utc)
+    s.record(finding("toggle_on", "on", at="2026-01-01T10:00:59+00:00"))
+    assert s.writes == n  # still before it
+    s.record(finding("toggle_on", "on", at="2026-01-01T10:01:00+00:00"))
+    assert s.writes == n + 1 and s.list_warnings()[0]["last_seen"] == "2026-01-01T10:01:00+00:00"
+    s.dismiss(s.list_warnings()[0]["id"])
+    assert s.writes == n + 2
+    s.record(finding("toggle_off", "off", at="2026-01-01T10:02:00+00:00"))  # history moves (on -> off)
+    assert s.writes == n + 3
+    s.record(finding("toggle_off", "off", at="2026-01-01T10:03:00+00:00"))  # nothing to resolve, no change
+    assert s.writes == n + 3 and s.unchanged_until([finding("toggle_off", "off")]) is None
+
+
 def test_off_resolves_and_on_again_is_reenabled(data_dir):
     s = StateStore(data_dir)
     s.record(finding("toggle_on", "on", at="2026-01-01T10:00:00+00:00"))

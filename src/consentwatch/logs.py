@@ -33,6 +33,43 @@ class OwnPrefix(logging.Filter):
 _PREFIX = OwnPrefix()
 
 
+class HeardOnly(logging.Filter):
+    """On mitmproxy's `LegacyLogEvents` handler: a record goes on only while some addon has an `add_log` hook.
+
+    mitmproxy turns every log record, of any level and from any thread, into the deprecated `add_log` event: a
+    hop to the proxy's event loop and a walk over every addon there, ~100 us of the proxy's CPU per line
+    (bench/PROFILE.md: a tenth of what a page-eye observation that changes a setting's state cost). None of
+    mitmproxy's own addons has the hook any more; while no loaded addon has it, the event reaches nobody, so the
+    record is not sent there at all. Every other handler (the terminal, the console's and mitmweb's event log)
+    gets it as before. `addons` is mitmproxy's AddonManager: its `lookup` names every addon, nested ones too."""
+
+    def __init__(self, addons):
+        super().__init__()
+        self.addons = addons
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return any(hasattr(a, "add_log") for a in list(self.addons.lookup.values()))
+
+
+def gate_legacy_log_events(master) -> None:
+    """HeardOnly on `master`'s LegacyLogEvents handler (once)."""
+    from mitmproxy.log import LegacyLogEvents
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LegacyLogEvents) and getattr(handler, "master", None) is master and \
+                not any(isinstance(f, HeardOnly) for f in handler.filters):
+            handler.addFilter(HeardOnly(master.addons))
+
+
+class LegacyLogGate:
+    """The mitmproxy addon that puts HeardOnly in place once the proxy runs (`consentwatch run` and `-s` alike)."""
+
+    def running(self) -> None:
+        from mitmproxy import ctx
+
+        gate_legacy_log_events(ctx.master)
+
+
 class PrintableFormatter(logging.Formatter):
     """Lines that quote a path, a host or a pack field show its escape codes instead of obeying them."""
 

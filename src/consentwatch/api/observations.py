@@ -10,6 +10,14 @@ string and fragment before anything else sees it.
 
 Parsing and checking a body is a plain function (`parse_observation`), rate limiting a small class
 (`RateLimit`); the route only wires them to the detector.
+
+A page sends the same region again whenever something around it changes (a feed scrolling by, a tab coming
+back): a repeat. Each one cost the proxy a frame to the worker, an answer back through the receiver thread, a
+store call and two hops between threads, to learn that nothing changed (bench/PROFILE.md). So once a region has
+come back and changed nothing in the store, the next identical region of that URL is answered from memory
+(`Repeat`) for as long as the answer is sure to be the same: the same rules and detector, the same UTC day (a
+rule may apply from a date), no write to the warning store since (any write at all: `StateStore.writes`), and
+before the first `last_seen` refresh of its warnings falls due. Anything else takes the whole path.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import concurrent.futures
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -39,15 +48,54 @@ log = logging.getLogger(__name__)
 MAX_REGION = 64 * 1024  # UTF-8 bytes of the region's markup
 MAX_BODY = 4 * MAX_REGION  # the JSON around it: escaping can grow markup (\uXXXX for every non-ASCII character)
 MAX_URL = 2048
+MAX_REPEATS = 256  # URLs whose last unchanging region is remembered (a digest and its findings each)
 REASONS = ("setting", "notice")
 FIELDS = frozenset({"url", "html", "reason"})
 DETECT_TIMEOUT = 10.0  # seconds to wait for the worker's answer
 
 
-def _record(watch: Watch, obs: PageObservation, result) -> list:
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """A region whose last sight changed nothing in the store, and what the answer was: while `valid()`, the
+    same region again would be detected the same and change nothing again, so its answer is known."""
+
+    watch: Watch
+    detector: object  # the Detector in force (replaced whole when rules, region or size limit change)
+    digest: bytes
+    day: dt.date  # UTC: detection depends on the date (rules that apply from a day on, notices)
+    writes: int  # StateStore.writes right after that record(): any write since and the memory is void
+    until: dt.datetime | None  # the first last_seen refresh due on its warnings (exclusive)
+    findings: tuple  # as record() returned them; their observed_at is set to each repeat's own
+
+    def valid(self, watch: Watch, digest: bytes, when: dt.datetime) -> bool:
+        if not (self.watch is watch and self.detector is watch.detector and self.digest == digest
+                and self.day == when.date() and self.writes == watch.state.writes):
+            return False
+        if self.until is None:
+            return True
+        until = self.until if self.until.tzinfo else self.until.replace(tzinfo=dt.timezone.utc)
+        return when.replace(microsecond=0) < until
+
+
+def _reusable(result) -> bool:
+    """Answers that depend on nothing but the region, the rules, the day and the warning store."""
+    return isinstance(result, Observation) and not (result.policy_texts or result.learned or result.suggestions)
+
+
+def _record(watch: Watch, obs: PageObservation, digest: bytes, when: dt.datetime,
+            result) -> tuple[list, Repeat | None]:
     """Store what detection made of a region (a DetectionError is counted there: only its type, never the
-    region); the findings stored."""
-    return watch.record(obs.url, result, obs.host)
+    region): the findings stored, and a Repeat when storing them changed nothing (the next identical region
+    can be answered without detection). Runs where the store may block (a thread), never on the loop."""
+    state = watch.state
+    with state.lock:  # no other write between the record and reading what it did
+        before = state.writes
+        findings = watch.record(obs.url, result, obs.host)
+        again = None
+        if state.writes == before and _reusable(result):
+            again = Repeat(watch, watch.detector, digest, when.date(), state.writes,
+                           state.unchanged_until(findings), tuple(findings))
+    return findings, again
 
 
 class ObservationError(ValueError):
@@ -156,30 +204,50 @@ class PageEye:
         # without a worker process: one thread of our own, so detection never queues behind the store's calls
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentwatch-page")
         self.seen = 0  # observations detected (for tests and logs; never their content)
+        self.repeats = 0  # of them, answered from memory (Repeat)
+        self._recent: dict[str, Repeat] = {}  # URL -> its last region that changed nothing (only on the loop)
 
     async def detect_and_record(self, watch: Watch, obs: PageObservation) -> list:
         """Detect the region off the loop and store what is found: the findings stored (Watch.record's answer)."""
         when = dt.datetime.now(dt.timezone.utc)
+        digest = hashlib.blake2b(obs.html, digest_size=16).digest()
+        known = self._recent.get(obs.url)
+        if known is not None:
+            if known.valid(watch, digest, when):
+                self.repeats += 1
+                stamp = when.isoformat(timespec="seconds")
+                return [f.replace(observed_at=stamp) for f in known.findings]
+            del self._recent[obs.url]
+        findings, again = await self._detect_and_store(watch, obs, digest, when)
+        if again is not None:
+            if len(self._recent) >= MAX_REPEATS:
+                self._recent.clear()
+            self._recent[obs.url] = again
+        return findings
+
+    async def _detect_and_store(self, watch: Watch, obs: PageObservation, digest: bytes,
+                                when: dt.datetime) -> tuple[list, Repeat | None]:
         offload = self.get_offload()
+        store = functools.partial(_record, watch, obs, digest, when)
         # With the worker, its receiver thread stores the answer as soon as it is in (one hop back to the loop for
         # the reply, instead of one to the loop and one more to a thread for the store).
-        fut = offload.observe(obs.url, obs.html, when, obs.host,
-                              then=functools.partial(_record, watch, obs)) if offload is not None else None
+        fut = offload.observe(obs.url, obs.html, when, obs.host, then=store) if offload is not None else None
         if fut is not None:
             try:
                 return await asyncio.wait_for(asyncio.wrap_future(fut), DETECT_TIMEOUT)
             except RuntimeError:
                 pass  # the worker died meanwhile: detect in our thread below
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(self._detect_and_record, watch, obs, when))
+        return await loop.run_in_executor(self._pool, functools.partial(self._detect_in_thread, watch, obs, when,
+                                                                        store))
 
     @staticmethod
-    def _detect_and_record(watch: Watch, obs: PageObservation, when: dt.datetime) -> list:
+    def _detect_in_thread(watch: Watch, obs: PageObservation, when: dt.datetime, store: Callable):
         result = watch.detect(obs.url, "text/html; charset=utf-8", obs.html, "", when, obs.host, seen_by="page")
         # the page eye keeps findings only: no suggestions from a region (the worker drops them itself)
         if isinstance(result, Observation):
             result = dataclasses.replace(result, suggestions=())
-        return _record(watch, obs, result)
+        return store(result)
 
     async def handle(self, request: web.Request) -> web.Response:
         watch = self.get_watch()

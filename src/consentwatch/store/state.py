@@ -124,12 +124,20 @@ class StateStore:
         for d in self.warnings.all():
             self._index(d, d.doc_id)
         self._last: dict[str, tuple[str, int, str]] = {}  # rule id -> (observed_at, doc_id, state)
+        # Changes made so far (history entries, warnings inserted or updated): equal before and after a record()
+        # means it changed nothing. The page eye answers a repeat from memory while this stays the same.
+        self.writes = 0
         for h in self.history.all():
             self._note_history(h.get("rule_id", ""), h.get("observed_at", ""), h.doc_id, h.get("state"))
 
     @property
     def storage(self):
         return self.db.storage
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by every read and write: hold it too to read `writes` together with what a record() did."""
+        return self._lock
 
     def close(self) -> None:
         self.db.close()
@@ -193,6 +201,7 @@ class StateStore:
                 if finding.kind == TOGGLE_ON and previous == "off":
                     finding = finding.replace(kind=TOGGLE_REENABLED)
                 if previous != finding.state:
+                    self.writes += 1
                     doc_id = self.history.insert({"rule_id": finding.rule_id, "platform": finding.platform,
                                                   "state": finding.state, "observed_at": finding.observed_at,
                                                   "url": finding.url, "setting": finding.setting,
@@ -205,6 +214,7 @@ class StateStore:
     def _raise(self, f: Finding, rule: RuleFacts | None) -> list[Event]:
         key = warning_key(f)
         existing = self._find(key)
+        self.writes += 1  # (undone below when nothing changes)
         if existing is None:
             w = self._new_warning(key, f, rule)
             self._index(w, self.warnings.insert(w))
@@ -220,6 +230,8 @@ class StateStore:
                 update["seen_by"] = eyes  # the other eye saw it too: clients hear of it (once per eye)
             if update:
                 self.warnings.update(update, doc_ids=ids)
+            else:
+                self.writes -= 1
             if "seen_by" in update and existing["status"] == ACTIVE:
                 return [Event("warning", dict(self.warnings.get(doc_id=ids[0])))]
             return []
@@ -233,6 +245,7 @@ class StateStore:
         existing = self._find(warning_key(f))
         if existing is None or existing["status"] != ACTIVE:
             return []
+        self.writes += 1
         self.warnings.update({"status": RESOLVED, "state": "off", "resolved_at": f.observed_at,
                               "last_seen": f.observed_at}, doc_ids=[existing.doc_id])
         return [Event("resolved", dict(self.warnings.get(doc_id=existing.doc_id)))]
@@ -246,9 +259,25 @@ class StateStore:
             if doc["status"] == DISMISSED:
                 return dict(doc), []
             stamp = (when or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds")
+            self.writes += 1
             self.warnings.update({"status": DISMISSED, "dismissed_at": stamp}, doc_ids=[doc.doc_id])
             w = dict(self.warnings.get(doc_id=doc.doc_id))
         return w, [Event("resolved", w)]
+
+    def unchanged_until(self, findings: Sequence[Finding]) -> dt.datetime | None:
+        """Until when (exclusive, for an observed_at to the second) recording these findings again changes
+        nothing, given that recording them just now changed nothing and nothing else is written meanwhile
+        (`writes` stays the same): the first refresh of `last_seen` due on one of their warnings. None when none
+        is ever due. Call it with the store's lock held, right after that record()."""
+        with self._lock:
+            due = None
+            for f in findings:
+                existing = self._find(warning_key(f))
+                if existing is None or f.kind == TOGGLE_OFF:
+                    continue  # an "off" changes only an active warning, and none was (nothing changed)
+                at = _parse(existing.get("last_seen", "")) + LAST_SEEN_EVERY
+                due = at if due is None else min(due, at)
+            return due
 
     def _new_warning(self, key: str, f: Finding, rule: RuleFacts | None) -> dict:
         data = rule.data if rule else {}
