@@ -4,7 +4,9 @@ One `mitmdump -s addon/consentwatch_addon.py` in reverse mode, with its API on. 
 unmatched traffic (the common case) in alternating rounds: without observations (A), and while a client posts
 50 `POST /v1/observations` a second to the API (B), each a LinkedIn settings region whose switch flips every
 time, so every one of them is detected (in the worker process), stored (a journal line) and announced on the
-WebSocket: the worst case. The API's rate limit (15 a second) is lifted for this (bench/observe_unlimited.py).
+WebSocket: the worst case. And (C) repeats of one region: nothing changes, so after the first repeat the API
+answers them from memory (api/observations.py, `Repeat`). The API's rate limit (15 a second) is lifted for this
+(bench/observe_unlimited.py).
 
 Printed: requests/s A and B (median, the ratio, and the median of each round's B/A), the proxy process's CPU per
 wrk request A and B (it includes serving the observations: that is their cost), the detection worker's CPU per
@@ -252,7 +254,8 @@ def print_wrk_report(r: dict) -> None:
     print(f"\nthe page eye's budget (mitmproxy {r['mitmproxy']}): wrk through the proxy (reverse mode, unmatched), "
           f"{r['rounds']} alternating rounds of {r['seconds']}s:\nwithout observations, with observations that each "
           f"flip the switch (detected, stored, announced: the worst case), and with repeats of one region "
-          f"(detected, nothing changes); asked {r['rate_asked']:g}/s")
+          f"(nothing changes: answered from memory once one has changed nothing, api/observations.py); "
+          f"asked {r['rate_asked']:g}/s")
     print(f"{'':<12}{'obs/s':>7}{'req/s':>8}{'ratio':>8}{'paired':>8}{'proxy CPU/req':>15}{'cpu ratio':>10}"
           f"{'proxy CPU/obs':>15}{'worker/obs':>11}   observation answered / announced, p50 p95 p99 max")
     print(f"{'none':<12}{0:>7}{r['plain']:>8.0f}{'':>16}{r['cpu_plain_us']:>12.0f} us")
