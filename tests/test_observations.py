@@ -200,6 +200,9 @@ async def test_a_repeat_that_changed_nothing_is_answered_without_detection_until
         assert [e.type for e in api.events] == ["warning"]
         assert all([(f["kind"], f["state"], f["seen_by"], f["url"]) for f in a] ==
                    [("toggle_on", "on", "page", LINKEDIN_URL)] for a in answers)
+        # from memory: what the whole path answered, but for the time of its own sight
+        assert [{**f, "observed_at": ""} for f in answers[2]] == [{**f, "observed_at": ""} for f in answers[1]]
+        assert all(f["observed_at"] for a in answers for f in a)
         writes = watch.state.writes
 
         r = await post(api, body(region(True, "<span>another region</span>")))  # not the same region: detected

@@ -65,7 +65,7 @@ class Repeat:
     day: dt.date  # UTC: detection depends on the date (rules that apply from a day on, notices)
     writes: int  # StateStore.writes right after that record(): any write since and the memory is void
     until: dt.datetime | None  # the first last_seen refresh due on its warnings (exclusive)
-    findings: tuple  # as record() returned them; their observed_at is set to each repeat's own
+    answer: tuple[dict, ...]  # the findings record() returned, as the API sends them; observed_at is each repeat's
 
     def valid(self, watch: Watch, digest: bytes, when: dt.datetime) -> bool:
         if not (self.watch is watch and self.detector is watch.detector and self.digest == digest
@@ -94,7 +94,7 @@ def _record(watch: Watch, obs: PageObservation, digest: bytes, when: dt.datetime
         again = None
         if state.writes == before and _reusable(result):
             again = Repeat(watch, watch.detector, digest, when.date(), state.writes,
-                           state.unchanged_until(findings), tuple(findings))
+                           state.unchanged_until(findings), tuple(f.to_dict() for f in findings))
     return findings, again
 
 
@@ -207,23 +207,24 @@ class PageEye:
         self.repeats = 0  # of them, answered from memory (Repeat)
         self._recent: dict[str, Repeat] = {}  # URL -> its last region that changed nothing (only on the loop)
 
-    async def detect_and_record(self, watch: Watch, obs: PageObservation) -> list:
-        """Detect the region off the loop and store what is found: the findings stored (Watch.record's answer)."""
+    async def detect_and_record(self, watch: Watch, obs: PageObservation) -> list[dict]:
+        """Detect the region off the loop and store what is found: the findings stored (Watch.record's answer),
+        as the API sends them."""
         when = dt.datetime.now(dt.timezone.utc)
         digest = hashlib.blake2b(obs.html, digest_size=16).digest()
         known = self._recent.get(obs.url)
         if known is not None:
             if known.valid(watch, digest, when):
                 self.repeats += 1
-                stamp = when.isoformat(timespec="seconds")
-                return [f.replace(observed_at=stamp) for f in known.findings]
+                stamp = when.isoformat(timespec="seconds")  # as the detector stamps a finding
+                return [{**f, "observed_at": stamp} for f in known.answer]
             del self._recent[obs.url]
         findings, again = await self._detect_and_store(watch, obs, digest, when)
         if again is not None:
             if len(self._recent) >= MAX_REPEATS:
                 self._recent.clear()
             self._recent[obs.url] = again
-        return findings
+        return [f.to_dict() for f in findings]
 
     async def _detect_and_store(self, watch: Watch, obs: PageObservation, digest: bytes,
                                 when: dt.datetime) -> tuple[list, Repeat | None]:
@@ -276,7 +277,7 @@ class PageEye:
         self.seen += 1
         # No log line per observation: a page sends one each time what it shows changes, and under mitmproxy every
         # log record goes to every addon. A change of state is logged by the pipeline, as the network's are.
-        return web.json_response({"findings": [f.to_dict() for f in findings]}, status=202)
+        return web.json_response({"findings": findings}, status=202)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
