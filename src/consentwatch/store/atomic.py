@@ -124,17 +124,27 @@ class AtomicJSONStorage(Storage):
             try:
                 atomic_write(self.path, payload, self.mode)
             except OSError as e:
-                # disk full, read-only media...: keep serving from memory, say so once per streak
-                self.write_errors += 1
-                if self.write_errors == 1 or self.write_errors % 100 == 0:
-                    log.error("cannot write %s (%s); keeping changes in memory", self.path, e.strerror or e)
+                write_failed(self, self.path, e)
                 return
-            if self.write_errors:
-                log.info("writing %s works again", self.path)
-                self.write_errors = 0
+            write_worked(self, self.path)
 
     def close(self) -> None:
         pass
+
+
+def write_failed(storage: Any, path: Path, e: OSError) -> None:
+    """A storage's write failed (disk full, read-only media...): it keeps serving from memory; said once per streak
+    (and every 100th time), counted in `storage.write_errors`."""
+    storage.write_errors += 1
+    if storage.write_errors == 1 or storage.write_errors % 100 == 0:
+        log.error("cannot write %s (%s); keeping changes in memory", path, e.strerror or e)
+
+
+def write_worked(storage: Any, path: Path) -> None:
+    """A storage's write went through: a streak of failures, if any, ends (and is said to)."""
+    if storage.write_errors:
+        log.info("writing %s works again", path)
+        storage.write_errors = 0
 
 
 def move_aside(path: Path) -> Path:

@@ -45,7 +45,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from .atomic import atomic_write, move_aside
+from .atomic import atomic_write, move_aside, write_failed, write_worked
 
 log = logging.getLogger(__name__)
 
@@ -355,15 +355,10 @@ class JournaledStorage(Storage):
                 self._touched.clear()
                 self._cleared.clear()
         except OSError as e:
-            # disk full, read-only media...: keep serving from memory (the changes stay pending and go into
-            # the next line that can be written), say so once per streak
-            self.write_errors += 1
-            if self.write_errors == 1 or self.write_errors % 100 == 0:
-                log.error("cannot write %s (%s); keeping changes in memory", self.journal, e.strerror or e)
+            # the changes stay pending and go into the next line that can be written
+            write_failed(self, self.journal, e)
             return
-        if self.write_errors:
-            log.info("writing %s works again", self.journal)
-            self.write_errors = 0
+        write_worked(self, self.journal)
         if self._journal_size > self._next_compaction:
             try:
                 self._compact()
