@@ -34,15 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from live_support import OFF_URL, SETTINGS_URL, default_recording, start_run  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+from stats import pct  # noqa: E402
 
 
 async def measure(n: int, warmup: int) -> tuple[list[float], list[float]]:

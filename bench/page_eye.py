@@ -37,18 +37,10 @@ from browser.spa_pages import (  # noqa: E402
     FEED_APP, FEED_PAGE, HTML, JS, PINTEREST_PAGE, LocalSite, feed_page, pinterest, shell,
 )
 from live_support import start_run  # noqa: E402
+from stats import pct  # noqa: E402
 
 EXT_DIR = ROOT / "extension"
 NO_RULE_FEED = "https://feed.example.org/feed/"
-
-
-def pct(values, p):
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def row(name, v, unit="ms"):

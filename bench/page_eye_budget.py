@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from proxy import ADDON, MITMDUMP, ROOT, cpu_seconds, free_port, wait_port, wrk  # noqa: E402
+from stats import pct  # noqa: E402
 
 SETTINGS_URL = "https://www.linkedin.com/mypreferences/d/settings/data-for-ai-improvement"
 EXT_ORIGIN = "chrome-extension://benchbenchbenchbenchbenchbenchbe"
@@ -51,15 +52,6 @@ def region(on: bool) -> str:
     """What the extension sends for LinkedIn's switch: the smallest element holding label and control."""
     return ('<div class="row"><label for="t">Use my data for training content creation AI models</label>'
             f'<input id="t" type="checkbox" role="switch"{" checked" if on else ""}></div>')
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    if not s:
-        return float("nan")
-    k = (len(s) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 class Observer:
