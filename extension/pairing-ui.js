@@ -1,28 +1,13 @@
 /* consentwatch: the "Pair with consentwatch" control, shared by the options page, the popup and the first-run page.
- * A plain script (like lib/common.js) exposing one frozen global, CWPair. Every step goes through the worker
- * (background/pairing.js): ask the pairing host, show the address it gave, save it once the user confirms. */
+ * A plain script (loaded after lib/status-ui.js) exposing one frozen global, CWPair. Every step goes through the
+ * worker (background/pairing.js): ask the pairing host, show the address it gave, save it once the user confirms. */
 'use strict';
 
 (function (root) {
-  const ext = root.browser ?? root.chrome;
-
-  async function send(type, extra = {}) {
-    const reply = await ext.runtime.sendMessage({ type, ...extra });
-    if (!reply) return { ok: false, message: 'The extension did not answer. Reopen this page and try again.' };
-    if (!reply.ok) return { ok: false, message: reply.error || 'Something went wrong.' };
-    return reply.result;
-  }
-
-  function node(tag, attrs, ...children) {
-    const n = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === 'class') n.className = v;
-      else if (k === 'hidden') n.hidden = Boolean(v);
-      else n.setAttribute(k, v);
-    }
-    n.append(...children);
-    return n;
-  }
+  // The pages' shared helpers (lib/status-ui.js): a refused or unanswered message becomes an outcome to show.
+  const { el: node } = root.CWStatusUI;
+  const send = (type, extra = {}) => root.CWStatusUI.send(type, extra)
+    .catch((e) => ({ ok: false, message: e.message }));
 
   /**
    * A pairing control: a button, then a confirmation that names the address (with a box, checked, that turns
@@ -59,7 +44,7 @@
 
     start.addEventListener('click', async () => {
       show('asking', 'info', 'Asking consentwatch on this computer…');
-      const r = await send('ui:pair-offer').catch((e) => ({ ok: false, message: e.message }));
+      const r = await send('ui:pair-offer');
       if (!r.ok) return show('error', false, r.message);
       const version = r.version ? ` ${r.version}` : '';
       question.replaceChildren(`Pair with consentwatch${version} at `, node('code', {}, r.apiBase),
@@ -70,13 +55,13 @@
     });
     accept.addEventListener('click', async () => {
       show('saving', 'info', 'Pairing…');
-      const r = await send('ui:pair-accept', { routing: routing.checked }).catch((e) => ({ ok: false, message: e.message }));
+      const r = await send('ui:pair-accept', { routing: routing.checked });
       if (!r.ok) return show('error', false, r.message);
       show('done', r.routing && !r.routing.on ? 'partly' : true, r.message);
       onPaired(r);
     });
     cancel.addEventListener('click', async () => {
-      await send('ui:pair-cancel').catch(() => {});
+      await send('ui:pair-cancel');
       show('idle', 'info', null);
     });
     // back to the button, unless the user is in the middle of it (an old outcome must not greet a new situation)
