@@ -214,8 +214,8 @@ class StateStore:
     def _raise(self, f: Finding, rule: RuleFacts | None) -> list[Event]:
         key = warning_key(f)
         existing = self._find(key)
-        self.writes += 1  # (undone below when nothing changes)
         if existing is None:
+            self.writes += 1
             w = self._new_warning(key, f, rule)
             self._index(w, self.warnings.insert(w))
             return [Event("warning", w)]
@@ -229,15 +229,15 @@ class StateStore:
             if eyes != existing.get("seen_by"):
                 update["seen_by"] = eyes  # the other eye saw it too: clients hear of it (once per eye)
             if update:
+                self.writes += 1
                 self.warnings.update(update, doc_ids=ids)
-            else:
-                self.writes -= 1
             if "seen_by" in update and existing["status"] == ACTIVE:
                 return [Event("warning", dict(self.warnings.get(doc_id=ids[0])))]
             return []
         # resolved before (turned off), or dismissed and now silently re-enabled: raise it again
         update = {"status": ACTIVE, "kind": f.kind, "state": f.state, "last_seen": f.observed_at, "url": f.url,
                   "reactivated_at": f.observed_at, "resolved_at": None, "dismissed_at": None, "seen_by": eyes}
+        self.writes += 1
         self.warnings.update(update, doc_ids=ids)
         return [Event("warning", dict(self.warnings.get(doc_id=ids[0])))]
 
