@@ -353,3 +353,72 @@ def test_one_body_bigger_than_the_backlog_is_skipped_not_buffered(worker):
     p.submit(job(True, T0 + dt.timedelta(minutes=1)))
     assert p.drain(30)
     assert p.skipped == 1 and sink.kinds() == ["toggle_on"]
+
+
+# -- a page bigger than the pipe, submitted on the event loop (as the proxy's hooks do) --------------------------
+
+def _flusher_sends(p: DetectorProcess) -> list:
+    """Calls of the flusher thread's writes, recorded: the event loop must not need that thread."""
+    calls = []
+    original = p._write_backlog
+
+    def recorded(gen):
+        calls.append(threading.current_thread().name)
+        return original(gen)
+
+    p._write_backlog = recorded
+    return calls
+
+
+def test_the_event_loop_writes_the_rest_of_a_page_bigger_than_the_pipe_itself(worker):
+    import asyncio
+
+    p, sink = worker(max_bytes=8_000_000)
+    calls = _flusher_sends(p)
+    pages = [linkedin_page(on) + b"<!--" + b"q" * (3 * PIPE_SIZE) + b"-->" for on in (True, False, True)]
+
+    async def submit_all() -> None:
+        for i, page in enumerate(pages):
+            assert p.submit(job(True, T0 + dt.timedelta(minutes=i), body=page))
+        assert p._backlog_bytes > 0  # the pipe took part of the first page only
+        for _ in range(2000):  # the loop goes on serving; meanwhile it writes what waits
+            await asyncio.sleep(0.005)
+            if not p._backlog:
+                break
+
+    asyncio.run(submit_all())
+    assert not p._backlog
+    assert calls and set(calls) == {"MainThread"}  # written from the loop's thread, never the flusher's
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on", "toggle_off", "toggle_on"]
+
+
+def test_drain_on_the_event_loop_with_a_backlog_does_not_wait_for_the_loop(worker):
+    import asyncio
+
+    p, sink = worker(max_bytes=8_000_000)
+    big = linkedin_page(True) + b"<!--" + b"q" * (2 * PIPE_SIZE) + b"-->"
+
+    async def submit_and_drain() -> bool:
+        assert p.submit(job(True, body=big))
+        assert p._backlog_bytes > 0
+        return p.drain(30)  # blocks the loop: the flusher thread has to write the rest
+
+    started = time.monotonic()
+    assert asyncio.run(submit_and_drain())
+    assert time.monotonic() - started < 25  # (a guard against the 30 s wait, not a speed test)
+    assert sink.kinds() == ["toggle_on"]
+
+
+def test_a_loop_that_stops_with_a_backlog_leaves_it_to_the_flusher(worker):
+    import asyncio
+
+    p, sink = worker(max_bytes=8_000_000)
+    big = linkedin_page(False) + b"<!--" + b"q" * (2 * PIPE_SIZE) + b"-->"
+
+    async def submit_only() -> None:
+        assert p.submit(job(False, body=big))
+
+    asyncio.run(submit_only())  # the loop is gone before its write was due
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_off"]

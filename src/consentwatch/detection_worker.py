@@ -9,7 +9,8 @@ What the proxy pays per inspected page was measured (bench/proxy.py) and shaped 
 - No thread of the proxy wakes up per page. Every wake-up of a second thread makes the event loop hand the
   GIL over and wait to get it back, which cost the proxy more than the work itself. So `submit` writes the
   job straight into a non-blocking pipe (a 1 MiB pipe holds several pages); only when the pipe is full does
-  the rest wait in a bounded backlog that a flusher thread writes out.
+  the rest wait in a bounded backlog, which the event loop itself writes out a moment later (a flusher thread
+  does it for writes from other threads, and while the loop is blocked).
 - The worker answers only with news. Seeing the same setting in the same state again changes nothing in the
   store but `last_seen`, so the worker keeps what it last reported per rule and stays silent about a repeat
   for up to REPEAT_WINDOW; state changes, notices, suggestions, errors and undecodable bodies always go back.
@@ -36,6 +37,7 @@ DetectionError; one that was waiting when its worker died is sent again to the n
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import concurrent.futures
@@ -74,6 +76,8 @@ ENCODED_SLACK = 256 << 10  # see _shipped_bytes()
 CUTTABLE = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd", "identity"})
 MAX_BACKLOG = 64 << 20  # bytes waiting for a slow worker; beyond this, pages are skipped (and counted)
 REPEAT_WINDOW = dt.timedelta(seconds=30)  # a repeat is still reported this often (it refreshes last_seen)
+LOOP_FLUSH_FIRST = 0.0005  # seconds until the event loop writes what the pipe did not take (see _queue) ...
+LOOP_FLUSH_MAX = 0.05  # ... and at most, while the worker is not reading
 NAP = 0.002  # seconds the worker naps when it has read everything (see _worker)
 
 
@@ -356,6 +360,7 @@ class DetectorProcess:
         self._wake = threading.Condition(self._lock)
         self._backlog: collections.deque[memoryview] = collections.deque()
         self._backlog_bytes = 0
+        self._loop_flush: asyncio.AbstractEventLoop | None = None  # the loop that will write the backlog (_queue)
         # Frames written (or waiting to be) that the worker has not answered yet, as (seq, head, parts): a new
         # worker gets them again. Only references: the bodies are not copied.
         self._unanswered: collections.deque[tuple[int, tuple, list]] = collections.deque()
@@ -484,11 +489,61 @@ class DetectorProcess:
                 self._pack = head[1]
 
     def _queue(self, parts: list) -> None:
+        """Behind what already waits (the lock is held). Written out by the event loop when called on it (the
+        proxy's hooks and the API), else by the flusher thread."""
         for p in parts:
             view = memoryview(p)
             self._backlog.append(view)
             self._backlog_bytes += len(view)
-        self._wake.notify()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self._restarting:
+            self._wake.notify()
+        elif self._loop_flush is not loop:
+            # A page bigger than the pipe (1 MiB) always leaves a rest. Waking the flusher thread for it made the
+            # proxy's loop hand the GIL over and wait to get it back several times per page (1.6 waits per request
+            # on the 1.5 MB page, bench/PROFILE.md); the loop writes the rest itself a moment later instead.
+            self._loop_flush = loop
+            loop.call_later(LOOP_FLUSH_FIRST, self._flush_on_loop, loop, LOOP_FLUSH_FIRST)
+
+    def _flush_on_loop(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        """On the event loop: write what waits, as much as the pipe takes now; look again later if some is left
+        (sooner while the worker keeps reading, less often while it does not)."""
+        with self._lock:
+            if self._closed or self._restarting or not self._backlog:
+                self._loop_flush = None
+                if self._backlog and not self._closed:
+                    self._wake.notify()  # a restart re-queues everything: the flusher thread takes over
+                return
+            before = self._backlog_bytes
+            self._write_backlog(self._w)
+            if not self._backlog:
+                self._loop_flush = None
+                return
+            delay = LOOP_FLUSH_FIRST if self._backlog_bytes < before else min(delay * 2, LOOP_FLUSH_MAX)
+        loop.call_later(delay, self._flush_on_loop, loop, delay)
+
+    def _write_backlog(self, gen: "_Generation") -> None:
+        """Write the head of the backlog to `gen`'s pipe, as much as goes in without waiting (the lock is held)."""
+        try:
+            written = _send(gen.fd, list(itertools.islice(self._backlog, 64)))
+        except BlockingIOError:
+            return
+        except OSError:
+            self._restarting = True
+            self._trouble.set()
+            return
+        self._backlog_bytes -= written
+        while written:
+            head = self._backlog[0]
+            if len(head) <= written:
+                written -= len(head)
+                self._backlog.popleft()
+            else:
+                self._backlog[0] = head[written:]
+                written = 0
 
     def _skip(self) -> None:
         self.skipped += 1
@@ -517,25 +572,9 @@ class DetectorProcess:
             with self._lock:
                 if self._closed:
                     return
-                if self._restarting or self._w is not gen:
+                if self._restarting or self._w is not gen or not self._backlog:
                     continue
-                try:
-                    written = _send(gen.fd, list(itertools.islice(self._backlog, 64)))
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    self._restarting = True
-                    self._trouble.set()
-                    continue
-                self._backlog_bytes -= written
-                while written:
-                    head = self._backlog[0]
-                    if len(head) <= written:
-                        written -= len(head)
-                        self._backlog.popleft()
-                    else:
-                        self._backlog[0] = head[written:]
-                        written = 0
+                self._write_backlog(gen)
 
     # -- from the worker ----------------------------------------------------------------------------------
     def _start_receiver(self, gen: _Generation) -> None:
@@ -680,6 +719,9 @@ class DetectorProcess:
             self._sync_sent += 1
             token = self._sync_sent
         self._write(("sync", token), None)
+        with self._lock:
+            if self._backlog:  # the caller may be the event loop itself, which cannot write while it waits here
+                self._wake.notify()
         with self._cv:
             return self._cv.wait_for(lambda: self._synced >= token or self._closed, timeout)
 
