@@ -127,10 +127,16 @@ def measured(proc: subprocess.Popen, *wrk_args) -> tuple[float, float, float]:
     return rate, (own1 - own0) / n * 1e6, (kids1 - kids0) / n * 1e6
 
 
+SETTINGS = "/mypreferences/d/settings/data-for-ai-improvement"
+# (key for --cases, name, host, path, wrk connections). A page reloaded unchanged is the same bytes each time, and
+# consentwatch does not send the same bytes to its worker again within 15 s (detection_worker.Unchanged); the
+# "changing" cases are pages that differ on every load (a token), each one inspected.
 CASES = [
-    ("unmatched", "cdn.example.net", "/plain", 20),
-    ("matched 120 KB settings page", "www.linkedin.com", "/mypreferences/d/settings/data-for-ai-improvement", 10),
-    ("matched 1.5 MB settings page", "www.linkedin.com", "/mypreferences/d/settings/data-for-ai-improvement?big", 4),
+    ("unmatched", "unmatched", "cdn.example.net", "/plain", 20),
+    ("120", "matched 120 KB settings page", "www.linkedin.com", SETTINGS, 10),
+    ("1.5", "matched 1.5 MB settings page", "www.linkedin.com", SETTINGS + "?big", 4),
+    ("120changing", "matched 120 KB page, changing", "www.linkedin.com", SETTINGS + "?fresh", 10),
+    ("1.5changing", "matched 1.5 MB page, changing", "www.linkedin.com", SETTINGS + "?big&fresh", 4),
 ]
 
 
@@ -161,8 +167,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--modes", default="reverse,regular")
-    ap.add_argument("--cases", default="unmatched,120,1.5",
-                    help="which cases to run: unmatched, 120 (KB page), 1.5 (MB page)")
+    ap.add_argument("--cases", default=",".join(key for key, *_ in CASES),
+                    help="which cases to run: unmatched, 120 (KB page), 1.5 (MB page), 120changing, 1.5changing "
+                         "(pages that differ on every load)")
     ap.add_argument("--json", help="also write the figures to this file (bench/run_all.py reads them)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
@@ -184,8 +191,8 @@ def main() -> int:
             plain, pa = start_proxy(mode, origin_port, False, data_dir, lag_a)
             watched, pb = start_proxy(mode, origin_port, True, data_dir, lag_b)
             procs += [plain, watched]
-            for name, host, path, conns in CASES:
-                if not any(c in name.split() for c in args.cases.split(",")):
+            for key, name, host, path, conns in CASES:
+                if key not in args.cases.split(","):
                     continue
                 a_runs, b_runs = [], []
                 for _ in range(args.rounds):
@@ -203,8 +210,7 @@ def main() -> int:
                 p.terminate()
                 p.wait(timeout=10)
             lags[mode] = [json.loads(p.read_text()) for p in (lag_a, lag_b)]
-            if not any(name.startswith("matched") and any(c in name.split() for c in args.cases.split(","))
-                       for name, *_ in CASES):
+            if not any(name.startswith("matched") and key in args.cases.split(",") for key, name, *_ in CASES):
                 continue
             state = read_stored(data_dir / "state.json")
             rules = {w["rule_id"] for w in state.get("warnings", {}).values()}

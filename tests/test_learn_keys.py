@@ -301,6 +301,8 @@ def test_through_the_addon_and_its_worker_process(data_dir, discover):
     with taddons.context(a) as tctx:
         tctx.configure(a, consentwatch_data_dir=str(data_dir), consentwatch_discover=discover)
         assert a.offload is not None
+        # the learner keeps recent answers for a while: with discovery on, the same answer again is sent too
+        assert (a.offload._unchanged is None) == discover
         get = flow("GET", STATE, b"", settings_json(True))
         a.request(get)
         a.response(get)

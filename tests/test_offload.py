@@ -422,3 +422,76 @@ def test_a_loop_that_stops_with_a_backlog_leaves_it_to_the_flusher(worker):
     asyncio.run(submit_only())  # the loop is gone before its write was due
     assert p.drain(30)
     assert sink.kinds() == ["toggle_off"]
+
+
+# -- the same bytes again are not sent (Unchanged) --------------------------------------------------------------------
+
+def test_unchanged_knows_the_same_bytes_within_the_window_and_day_only():
+    from consentwatch.detection_worker import Unchanged
+
+    u = Unchanged(window=15)
+    key, body = ("https://x/settings", "GET", "text/html", ""), b"<p>" + b"a" * 1000
+    day = 20_000 * 86400.0  # a UTC midnight
+    assert not u.same(key, body, day + 100)  # never sent
+    u.remember(key, body, day + 100)
+    assert u.same(key, bytes(bytearray(body)), day + 100)  # equal bytes, another object
+    assert u.same(key, body, day + 114.9)
+    assert not u.same(key, body, day + 115)  # the window is over: sent again
+    assert not u.same(key, body, day + 99)  # a clock going backwards
+    assert not u.same(key, body[:-1] + b"b", day + 101)  # one byte differs
+    assert not u.same(("https://x/settings", "POST", "text/html", ""), body, day + 101)  # another request
+    u.remember(key, body, day + 86400 - 5)
+    assert not u.same(key, body, day + 86400 + 1)  # a new UTC day: rules apply from dates
+    u.clear()
+    assert not u.same(key, body, day + 86400 - 4)
+
+
+def test_unchanged_holds_bounded_references():
+    from consentwatch.detection_worker import Unchanged
+
+    u = Unchanged(window=15, max_entries=3, max_bytes=4000)
+    bodies = {i: bytes([i]) * 900 for i in range(6)}
+    for i, b in bodies.items():
+        u.remember((f"u{i}",), b, 10.0)
+    assert len(u._sent) == 3 and u._bytes == 2700  # the oldest went first
+    assert u.same(("u5",), bodies[5], 11.0) and not u.same(("u0",), bodies[0], 11.0)
+    u.remember(("huge",), b"h" * 1001, 10.0)  # over a quarter of the bytes allowed: not held at all
+    assert not u.same(("huge",), b"h" * 1001, 11.0) and u._bytes <= 4000
+
+
+def test_the_same_page_again_moments_later_is_not_sent_and_nothing_is_lost(worker):
+    p, sink = worker()
+    on, off = linkedin_page(True), linkedin_page(False)
+    for i in range(10):  # a settings page reloaded every second: sent once
+        assert p.submit(job(True, T0 + dt.timedelta(seconds=i), body=bytes(bytearray(on))))
+    assert p.unchanged == 9
+    assert p.submit(job(False, T0 + dt.timedelta(seconds=10), body=off))  # changed: sent, news
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=11), body=on))  # changed back: sent, news
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=42), body=on))  # the window is over: sent (last_seen)
+    assert p.unchanged == 9
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on", "toggle_off", "toggle_on", "toggle_on"]
+
+
+def test_new_rules_see_a_page_sent_before_and_requests_are_always_sent(worker):
+    p, sink = worker()
+    pack = shipped_pack()
+    pack["rules"] = [r for r in pack["rules"] if not r["id"].startswith("linkedin.")]
+    p.set_rules(load_pack(pack))
+    assert p.submit(job(True))
+    p.set_rules(load_pack(shipped_pack()))  # LinkedIn's rule comes (back): the same page is news now
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=1)))
+    form = (LINKEDIN_URL, "application/x-www-form-urlencoded", b"a=1", "", T0, HOST, "POST", "request")
+    assert p.submit(form) and p.submit(form)
+    assert p.unchanged == 0
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on"]
+
+
+def test_without_skip_unchanged_every_body_is_sent(worker):
+    p, sink = worker(skip_unchanged=False)
+    for i in range(3):
+        assert p.submit(job(True, T0 + dt.timedelta(seconds=i)))
+    assert p.unchanged == 0 and p._unchanged is None
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on"]

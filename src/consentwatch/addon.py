@@ -172,7 +172,9 @@ class ConsentWatch:
                                                # the worker builds its own Detector: it needs the choice too
                                                make_detector=functools.partial(self.make_detector,
                                                                                discover=watch.discover,
-                                                                               learn=watch.discover))
+                                                                               learn=watch.discover),
+                                               # the key learner keeps recent answers for a while: it sees all
+                                               skip_unchanged=not watch.discover)
             except Exception as e:  # noqa: BLE001 - no processes allowed here: a thread will do
                 log.warning("no detection worker process (%s); detecting in a thread", e)
 

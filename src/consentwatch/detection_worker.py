@@ -120,6 +120,55 @@ class Repeats:
         return fresh
 
 
+class Unchanged:
+    """The response bodies last sent to the worker, so that the same bytes again are not sent at all.
+
+    An app asks for the same settings JSON on every visit to its settings, and a page reloaded without a change
+    comes back byte for byte. The worker would find exactly what it found before and stay silent about it (see
+    Repeats), so the proxy need not lend it the body: comparing with the body sent last for that request (a
+    memcmp, ~5 us for 120 KB) costs the proxy a tenth of sending it. A body counts as unchanged only under the
+    same request key (URL, method, content type and encoding), less than `window` after it was last sent, by
+    the responses' own clocks (a replay's recorded times), within the same UTC day (rules apply from dates).
+    The window is half the worker's, so a repeat still reaches it, and the store's last_seen, in time. Rules
+    in force change: `clear()`. Pure, in memory, bounded (entries and bytes held); bodies are references to the
+    flows' own bytes, never copies and never written anywhere.
+    """
+
+    def __init__(self, window: float = REPEAT_WINDOW.total_seconds() / 2, max_entries: int = 64,
+                 max_bytes: int = 16 << 20):
+        self.window = window
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._sent: dict[tuple, tuple[bytes, float]] = {}
+        self._bytes = 0
+
+    def clear(self) -> None:
+        self._sent.clear()
+        self._bytes = 0
+
+    def same(self, key: tuple, body: bytes, stamp: float) -> bool:
+        """Whether `body` is the one last sent under `key`, recently enough to be left out."""
+        last = self._sent.get(key)
+        if last is None:
+            return False
+        sent_body, sent_at = last
+        return (0 <= stamp - sent_at < self.window and stamp // 86400 == sent_at // 86400
+                and (sent_body is body or sent_body == body))
+
+    def remember(self, key: tuple, body: bytes, stamp: float) -> None:
+        """`body` was sent under `key` at `stamp`."""
+        old = self._sent.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[0])
+        if len(body) > self.max_bytes // 4:
+            return  # one huge body would push out everything else
+        self._sent[key] = (body, stamp)
+        self._bytes += len(body)
+        while len(self._sent) > self.max_entries or self._bytes > self.max_bytes:
+            first = next(iter(self._sent))  # the least recently sent
+            self._bytes -= len(self._sent.pop(first)[0])
+
+
 class FrameReader:
     """The worker's end of the job pipe: whole frames, and whether another one is ready without waiting.
 
@@ -342,7 +391,7 @@ class DetectorProcess:
     def __init__(self, rules: RuleSet, region: str | None, max_bytes: int,
                  on_results: Callable[[list], None], on_restart: Callable[[str], None] | None = None,
                  max_backlog: int = MAX_BACKLOG, job_timeout: float | None = JOB_TIMEOUT,
-                 make_detector: Callable = Detector):
+                 make_detector: Callable = Detector, skip_unchanged: bool = True):
         # spawn, not fork: forking a process that runs an event loop and threads copies their locks mid-use
         self._ctx = multiprocessing.get_context("spawn")
         self.region = region
@@ -355,6 +404,8 @@ class DetectorProcess:
         self.skipped = 0  # pages not inspected because the worker was too far behind
         self.restarts = 0  # workers started again (after dying or being killed)
         self.abandoned = 0  # pages given up: too slow, or the worker died on them
+        self.unchanged = 0  # bodies not sent: the same bytes as sent for that request moments before (Unchanged)
+        self._unchanged = Unchanged() if skip_unchanged else None
         self._pack = rules.to_pack()  # the rules in force at the last answered frame: what a new worker starts with
         self._lock = threading.Lock()  # the pipe's write end, the backlog, the unanswered frames, the generation
         self._wake = threading.Condition(self._lock)
@@ -400,14 +451,22 @@ class DetectorProcess:
         url, content_type, body, encoding, when, host, *more = job
         method = more[0] if more else None
         side = more[1] if len(more) > 1 else "response"
+        # the time travels as a float: pickling a datetime costs the proxy more than the rest of the header
+        stamp = when.timestamp() if when is not None else None
+        key = None
         if body is not None:
             cap = _shipped_bytes(encoding, self.max_bytes)
             if cap is not None and len(body) > cap:
                 body = memoryview(body)[:cap]
-        # the time travels as a float: pickling a datetime costs the proxy more than the rest of the header
-        stamp = when.timestamp() if when is not None else None
-        self._write(("job", url, content_type, encoding, stamp, host, method, side, body is not None), body,
-                    droppable=True)
+            elif self._unchanged is not None and stamp is not None and side == "response" \
+                    and type(body) is bytes:
+                key = (url, method, content_type, encoding)
+                if self._unchanged.same(key, body, stamp):
+                    self.unchanged += 1
+                    return True
+        if self._write(("job", url, content_type, encoding, stamp, host, method, side, body is not None), body,
+                       droppable=True) and key is not None:
+            self._unchanged.remember(key, body, stamp)
         return True
 
     def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str,
@@ -452,22 +511,25 @@ class DetectorProcess:
             fut.set_exception(e)
 
     def set_rules(self, rules: RuleSet) -> None:
+        if self._unchanged is not None:
+            self._unchanged.clear()  # what the new rules find in a body sent before is news
         self._write(("rules", rules.to_pack()), None)
 
-    def _write(self, head: tuple, body, droppable: bool = False) -> None:
+    def _write(self, head: tuple, body, droppable: bool = False) -> bool:
+        """Send a frame (or queue it behind what waits). False when it was not taken: closed, or skipped."""
         parts, size = _frame(head, body)
         with self._lock:
             if self._closed:
-                return
+                return False
             if droppable and self._backlog_bytes + size > self.max_backlog:
                 self._skip()  # the worker is far behind (or one uncuttable body is huge): memory stays bounded
-                return
+                return False
             self._seq += 1
             self._unanswered.append((self._seq, head, parts))
             self._forget_answered()
             if self._backlog or self._restarting:  # keep the order: behind what already waits
                 self._queue(parts)
-                return
+                return True
             try:
                 written = _send(self._w.fd, parts)
             except BlockingIOError:
@@ -476,10 +538,11 @@ class DetectorProcess:
                 self._restarting = True
                 self._queue(parts)
                 self._trouble.set()
-                return
+                return True
             rest = _after(parts, written)
             if rest:
                 self._queue(rest)
+            return True
 
     def _forget_answered(self) -> None:
         answered = self._w.progress[ANSWERED]
