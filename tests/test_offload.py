@@ -442,21 +442,9 @@ def test_unchanged_knows_the_same_bytes_within_the_window_and_day_only():
     assert not u.same(("https://x/settings", "POST", "text/html", ""), body, day + 101)  # another request
     u.remember(key, body, day + 86400 - 5)
     assert not u.same(key, body, day + 86400 + 1)  # a new UTC day: rules apply from dates
-    u.clear()
-    assert not u.same(key, body, day + 86400 - 4)
-
-
-def test_unchanged_holds_bounded_references():
-    from consentwatch.detection_worker import Unchanged
-
-    u = Unchanged(window=15, max_entries=3, max_bytes=4000)
-    bodies = {i: bytes([i]) * 900 for i in range(6)}
-    for i, b in bodies.items():
-        u.remember((f"u{i}",), b, 10.0)
-    assert len(u._sent) == 3 and u._bytes == 2700  # the oldest went first
-    assert u.same(("u5",), bodies[5], 11.0) and not u.same(("u0",), bodies[0], 11.0)
-    u.remember(("huge",), b"h" * 1001, 10.0)  # over a quarter of the bytes allowed: not held at all
-    assert not u.same(("huge",), b"h" * 1001, 11.0) and u._bytes <= 4000
+    u.remember(key, body, day + 100)
+    u.forget()  # another frame went to the worker
+    assert not u.same(key, body, day + 101)
 
 
 def test_the_same_page_again_moments_later_is_not_sent_and_nothing_is_lost(worker):
@@ -471,6 +459,22 @@ def test_the_same_page_again_moments_later_is_not_sent_and_nothing_is_lost(worke
     assert p.unchanged == 9
     assert p.drain(30)
     assert sink.kinds() == ["toggle_on", "toggle_off", "toggle_on", "toggle_on"]
+
+
+def test_a_page_is_sent_again_when_anything_else_reached_the_worker_in_between(worker):
+    p, sink = worker()
+    on, off = linkedin_page(True), linkedin_page(False)
+    other = LINKEDIN_URL + "/off"
+    assert p.submit(job(True, T0, body=on))
+    assert p.submit((other, "text/html", off, "", T0 + dt.timedelta(seconds=1), HOST))  # off, on another URL
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=2), body=on))  # the same bytes as 2 s ago: news again
+    fut = p.observe(LINKEDIN_URL, b"<p>nothing here</p>", T0 + dt.timedelta(seconds=3), HOST)
+    assert fut.result(timeout=30) is not None
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=4), body=on))  # a region went in between: sent
+    assert p.submit(job(True, T0 + dt.timedelta(seconds=5), body=on))  # nothing in between: not sent
+    assert p.unchanged == 1
+    assert p.drain(30)
+    assert sink.kinds() == ["toggle_on", "toggle_off", "toggle_on"]
 
 
 def test_new_rules_see_a_page_sent_before_and_requests_are_always_sent(worker):

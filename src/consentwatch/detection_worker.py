@@ -121,52 +121,39 @@ class Repeats:
 
 
 class Unchanged:
-    """The response bodies last sent to the worker, so that the same bytes again are not sent at all.
+    """The last frame sent to the worker, when it was a response body: the same bytes again, next, are not sent.
 
-    An app asks for the same settings JSON on every visit to its settings, and a page reloaded without a change
-    comes back byte for byte. The worker would find exactly what it found before and stay silent about it (see
-    Repeats), so the proxy need not lend it the body: comparing with the body sent last for that request (a
-    memcmp, ~5 us for 120 KB) costs the proxy a tenth of sending it. A body counts as unchanged only under the
-    same request key (URL, method, content type and encoding), less than `window` after it was last sent, by
-    the responses' own clocks (a replay's recorded times), within the same UTC day (rules apply from dates).
-    The window is half the worker's, so a repeat still reaches it, and the store's last_seen, in time. Rules
-    in force change: `clear()`. Pure, in memory, bounded (entries and bytes held); bodies are references to the
-    flows' own bytes, never copies and never written anywhere.
+    An app asks for the same settings JSON again and again, and a page reloaded without a change comes back
+    byte for byte. When nothing else reached the worker in between, it would find exactly what it found the
+    time before and stay silent about it (see Repeats), so the proxy need not lend it the body: comparing with
+    the body sent last (a memcmp, ~5 us for 120 KB) costs the proxy a tenth of sending it. Only the very last
+    frame counts: any other frame (another page, a change request, a page-eye region, new rules) may have
+    changed what the worker knows, so `forget()` is called for it. And only under the same request key (URL,
+    method, content type, encoding), less than `window` after it was sent, by the responses' own clocks (a
+    replay's recorded times), within the same UTC day (rules apply from dates). The window is half the worker's,
+    so a repeat still reaches it, and the store's last_seen, in time. Pure, in memory: one reference to a flow's
+    own bytes, never a copy, never written anywhere.
     """
 
-    def __init__(self, window: float = REPEAT_WINDOW.total_seconds() / 2, max_entries: int = 64,
-                 max_bytes: int = 16 << 20):
+    def __init__(self, window: float = REPEAT_WINDOW.total_seconds() / 2):
         self.window = window
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._sent: dict[tuple, tuple[bytes, float]] = {}
-        self._bytes = 0
+        self._last: tuple[tuple, bytes, float] | None = None
 
-    def clear(self) -> None:
-        self._sent.clear()
-        self._bytes = 0
+    def forget(self) -> None:
+        self._last = None
 
     def same(self, key: tuple, body: bytes, stamp: float) -> bool:
-        """Whether `body` is the one last sent under `key`, recently enough to be left out."""
-        last = self._sent.get(key)
+        """Whether `body` is the body of the last frame, under the same key, recently enough to be left out."""
+        last = self._last
         if last is None:
             return False
-        sent_body, sent_at = last
-        return (0 <= stamp - sent_at < self.window and stamp // 86400 == sent_at // 86400
+        sent_key, sent_body, sent_at = last
+        return (sent_key == key and 0 <= stamp - sent_at < self.window and stamp // 86400 == sent_at // 86400
                 and (sent_body is body or sent_body == body))
 
     def remember(self, key: tuple, body: bytes, stamp: float) -> None:
-        """`body` was sent under `key` at `stamp`."""
-        old = self._sent.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old[0])
-        if len(body) > self.max_bytes // 4:
-            return  # one huge body would push out everything else
-        self._sent[key] = (body, stamp)
-        self._bytes += len(body)
-        while len(self._sent) > self.max_entries or self._bytes > self.max_bytes:
-            first = next(iter(self._sent))  # the least recently sent
-            self._bytes -= len(self._sent.pop(first)[0])
+        """The last frame was `body`, under `key`, at `stamp`."""
+        self._last = (key, body, stamp)
 
 
 class FrameReader:
@@ -404,7 +391,7 @@ class DetectorProcess:
         self.skipped = 0  # pages not inspected because the worker was too far behind
         self.restarts = 0  # workers started again (after dying or being killed)
         self.abandoned = 0  # pages given up: too slow, or the worker died on them
-        self.unchanged = 0  # bodies not sent: the same bytes as sent for that request moments before (Unchanged)
+        self.unchanged = 0  # bodies not sent: the same bytes as the frame sent last, moments before (Unchanged)
         self._unchanged = Unchanged() if skip_unchanged else None
         self._pack = rules.to_pack()  # the rules in force at the last answered frame: what a new worker starts with
         self._lock = threading.Lock()  # the pipe's write end, the backlog, the unanswered frames, the generation
@@ -511,14 +498,14 @@ class DetectorProcess:
             fut.set_exception(e)
 
     def set_rules(self, rules: RuleSet) -> None:
-        if self._unchanged is not None:
-            self._unchanged.clear()  # what the new rules find in a body sent before is news
         self._write(("rules", rules.to_pack()), None)
 
     def _write(self, head: tuple, body, droppable: bool = False) -> bool:
         """Send a frame (or queue it behind what waits). False when it was not taken: closed, or skipped."""
         parts, size = _frame(head, body)
         with self._lock:
+            if self._unchanged is not None:
+                self._unchanged.forget()  # (submit remembers a response body once it is written)
             if self._closed:
                 return False
             if droppable and self._backlog_bytes + size > self.max_backlog:
@@ -748,6 +735,8 @@ class DetectorProcess:
                 frames.append((head, parts))
             # the new worker numbers frames from 1 again
             self._unanswered = collections.deque((i, h, p) for i, (h, p) in enumerate(frames, 1))
+            if self._unchanged is not None:
+                self._unchanged.forget()  # a new worker knows nothing yet
             self._seq = len(frames)
             self._backlog.clear()
             self._backlog_bytes = 0
