@@ -65,3 +65,13 @@ def cli(*args: str, check: bool = False):
 
     return subprocess.run([sys.executable, "-m", "consentwatch.cli", *args], capture_output=True, text=True,
                           timeout=120, check=check)
+
+
+@pytest.fixture(autouse=True)
+def _no_frozen_objects_left_behind():
+    """A test that runs consentwatch's addons in this process (`running`) freezes the objects alive then
+    (gc_freeze.py): thawed after each test, so that what one test made can still be collected in the next."""
+    yield
+    import gc
+
+    gc.unfreeze()

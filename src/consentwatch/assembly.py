@@ -18,6 +18,7 @@ from .addon import ConsentWatch
 from .api.server import ApiServer
 from .logs import LegacyLogGate
 from .capture.record import CaptureRecorder
+from .gc_freeze import FreezeStartupObjects
 from .rules_reloader import RulesReloader
 from .selftest import SelfTest, TlsFailures
 
@@ -32,14 +33,15 @@ def front_addons() -> list:
 def default_addons() -> list:
     """Detection, the rules reloader beside it, the count of refused TLS handshakes, the API (which reads
     detection's pipeline, hears its events, reports the count, and hands the page eye's regions to detection's
-    worker process), the recorder behind `consentwatch capture` (idle unless asked), and the gate that spares
-    every log line mitmproxy's deprecated `add_log` event while no addon listens to it."""
+    worker process), the recorder behind `consentwatch capture` (idle unless asked), the gate that spares
+    every log line mitmproxy's deprecated `add_log` event while no addon listens to it, and the start-up objects
+    taken out of the garbage collector's way once everything runs."""
     detection = ConsentWatch()
     failures = TlsFailures()
     api = ApiServer(lambda: detection.watch, tls_failures=failures.recent, get_worker=lambda: detection.offload)
     detection.listeners.append(api.hub.publish)
     return [detection, RulesReloader(detection), api, failures, CaptureRecorder(lambda: detection.watch),
-            LegacyLogGate()]
+            LegacyLogGate(), FreezeStartupObjects()]  # (last: it freezes what the others' running() built)
 
 
 class AddonGroup:
