@@ -4,9 +4,10 @@ One `mitmdump -s addon/consentwatch_addon.py` in reverse mode, with its API on. 
 unmatched traffic (the common case) in alternating rounds: without observations (A), and while a client posts
 50 `POST /v1/observations` a second to the API (B), each a LinkedIn settings region whose switch flips every
 time, so every one of them is detected (in the worker process), stored (a journal line) and announced on the
-WebSocket: the worst case. And (C) repeats of one region: nothing changes, so after the first repeat the API
-answers them from memory (api/observations.py, `Repeat`). The API's rate limit (15 a second) is lifted for this
-(bench/observe_unlimited.py).
+WebSocket: the worst case. (B15) The same flips at 15 a second, the most the API's own rate limit admits over
+time: the worst a page (or a looping extension bug) can make the proxy do. And (C) repeats of one region: nothing
+changes, so after the first repeat the API answers them from memory (api/observations.py, `Repeat`). The API's
+rate limit is lifted for this (bench/observe_unlimited.py), so that B is what it says.
 
 Printed: requests/s A and B (median, the ratio, and the median of each round's B/A), the proxy process's CPU per
 wrk request A and B (it includes serving the observations: that is their cost), the detection worker's CPU per
@@ -44,8 +45,11 @@ sys.path.insert(0, str(HERE))
 from proxy import ADDON, MITMDUMP, ROOT, cpu_seconds, free_port, wait_port, wrk  # noqa: E402
 from stats import pct  # noqa: E402
 
+from consentwatch.api.observations import RateLimit  # noqa: E402
+
 SETTINGS_URL = "https://www.linkedin.com/mypreferences/d/settings/data-for-ai-improvement"
 EXT_ORIGIN = "chrome-extension://benchbenchbenchbenchbenchbenchbe"
+API_LIMIT = RateLimit().overall[1]  # observations a second the API admits over time (all pages together)
 
 
 def region(on: bool) -> str:
@@ -76,16 +80,8 @@ class Observer:
                 next_at = time.perf_counter()
                 while not stop.is_set():
                     self.on = not self.on if self.flip else True
-                    body = {"url": SETTINGS_URL, "html": region(self.on), "reason": "setting"}
                     t0 = time.perf_counter()
-                    async with s.post(f"{self.api}/v1/observations", json=body, headers=headers) as r:
-                        if r.status != 202:
-                            self.refused += 1
-                            raise SystemExit(f"POST /v1/observations answered {r.status}: {await r.text()}")
-                    while self.flip:  # a repeat changes nothing: no message, its latency is the POST's
-                        msg = await asyncio.wait_for(ws.receive(), 10)
-                        if json.loads(msg.data)["type"] in ("warning", "resolved"):
-                            break
+                    await self._post(s, ws, headers)
                     self.latencies.append((time.perf_counter() - t0) * 1000)
                     self.sent += 1
                     next_at += self.period
@@ -94,6 +90,21 @@ class Observer:
                         await asyncio.sleep(delay)
                     else:
                         next_at = time.perf_counter()  # behind: no burst to catch up
+                if not self.on:  # leave the switch on, as every round expects to find it (not counted)
+                    self.on = True
+                    await self._post(s, ws, headers)
+
+    async def _post(self, s: aiohttp.ClientSession, ws, headers: dict) -> None:
+        """One region, and with flips the WebSocket message it causes."""
+        body = {"url": SETTINGS_URL, "html": region(self.on), "reason": "setting"}
+        async with s.post(f"{self.api}/v1/observations", json=body, headers=headers) as r:
+            if r.status != 202:
+                self.refused += 1
+                raise SystemExit(f"POST /v1/observations answered {r.status}: {await r.text()}")
+        while self.flip:  # a repeat changes nothing: no message, its latency is the POST's
+            msg = await asyncio.wait_for(ws.receive(), 10)
+            if json.loads(msg.data)["type"] in ("warning", "resolved"):
+                break
 
 
 def start(origin: int, api_port: int, data_dir: Path) -> tuple[subprocess.Popen, int]:
@@ -179,18 +190,20 @@ async def bench(args) -> dict:
         token = (tmp / "data" / "token").read_text().strip()
         api = f"http://127.0.0.1:{api_port}"
         observer = Observer(api, token, args.rate)
+        capped = Observer(api, token, API_LIMIT)
         same = Observer(api, token, args.rate, flip=False)
         await one_round(proc, port, origin_port, 1, same)  # warm up, and raise the warning: the switch is on
         await one_round(proc, port, origin_port, 2, observer)
         await one_round(proc, port, origin_port, 1, same)
-        observer.latencies.clear()
-        same.latencies.clear()
-        quiet, busy, repeats = [], [], []
+        for o in (observer, capped, same):
+            o.latencies.clear()
+        quiet, busy, at_limit, repeats = [], [], [], []
         for _ in range(0 if args.alone_only else args.rounds):
             quiet.append(await one_round(proc, port, origin_port, args.seconds, None))
             busy.append(await one_round(proc, port, origin_port, args.seconds, observer))
+            at_limit.append(await one_round(proc, port, origin_port, args.seconds, capped))
             repeats.append(await one_round(proc, port, origin_port, args.seconds, same))
-        flip_latencies, repeat_latencies = observer.latencies[:], same.latencies[:]
+        flip_latencies, limit_latencies, repeat_latencies = observer.latencies[:], capped.latencies[:], same.latencies[:]
         alone: tuple[list, list, list] = ([], [], [])
         for _ in range(args.rounds):
             alone[0].append(await alone_round(proc, args.seconds, None))
@@ -224,7 +237,8 @@ async def bench(args) -> dict:
                                "max": max(lat) if lat else float("nan")}}
 
     return {**figures, "plain": a, "cpu_plain_us": cpu_a,
-            "flip": case(busy, flip_latencies), "repeat": case(repeats, repeat_latencies),
+            "flip": case(busy, flip_latencies), "flip_at_limit": case(at_limit, limit_latencies),
+            "repeat": case(repeats, repeat_latencies), "api_limit": API_LIMIT,
             "load": os.getloadavg()}
 
 
@@ -248,17 +262,18 @@ def print_wrk_report(r: dict) -> None:
           f"flip the switch (detected, stored, announced: the worst case), and with repeats of one region "
           f"(nothing changes: answered from memory once one has changed nothing, api/observations.py); "
           f"asked {r['rate_asked']:g}/s")
-    print(f"{'':<12}{'obs/s':>7}{'req/s':>8}{'ratio':>8}{'paired':>8}{'proxy CPU/req':>15}{'cpu ratio':>10}"
+    print(f"{'':<14}{'obs/s':>7}{'req/s':>8}{'ratio':>8}{'paired':>8}{'proxy CPU/req':>15}{'cpu ratio':>10}"
           f"{'proxy CPU/obs':>15}{'worker/obs':>11}   observation answered / announced, p50 p95 p99 max")
-    print(f"{'none':<12}{0:>7}{r['plain']:>8.0f}{'':>16}{r['cpu_plain_us']:>12.0f} us")
-    for name in ("flip", "repeat"):
+    print(f"{'none':<14}{0:>7}{r['plain']:>8.0f}{'':>16}{r['cpu_plain_us']:>12.0f} us")
+    for name in ("flip", "flip_at_limit", "repeat"):
         c = r[name]
         lat = c["latency_ms"]
-        print(f"{name:<12}{c['rate_sent']:>7.1f}{c['observed']:>8.0f}{c['ratio']:>8.3f}{c['paired']:>8.3f}"
+        print(f"{name:<14}{c['rate_sent']:>7.1f}{c['observed']:>8.0f}{c['ratio']:>8.3f}{c['paired']:>8.3f}"
               f"{c['cpu_observed_us']:>12.0f} us{c['cpu_ratio']:>10.3f}{c['cpu_per_obs_us']:>12.0f} us"
               f"{c['worker_us_per_obs']:>8.0f} us   {lat['p50']:.1f} {lat['p95']:.1f} {lat['p99']:.1f} "
               f"{lat['max']:.1f} ms ({lat['n']})")
-    print("(flip: POST sent -> its warning/resolved message on the WebSocket; repeat: the POST's answer)")
+    print(f"(flip: POST sent -> its warning/resolved message on the WebSocket; flip_at_limit: the same at "
+          f"{r['api_limit']:g}/s, the most the API's own rate limit admits; repeat: the POST's answer)")
 
 
 def main() -> int:
