@@ -102,10 +102,16 @@ def close_first_run(context, ext_id: str, timeout: float = 5.0) -> None:
             if found:
                 for t in found:
                     cdp.send("Target.closeTarget", {"targetId": t["targetId"]})
-                return
+                break
             time.sleep(0.1)
     finally:
         cdp.detach()
+    # Playwright may have attached to the tab meanwhile: until it has seen the tab close, a context-wide call
+    # (route, add_init_script) also goes to the closing tab and fails with TargetClosedError (seen under load).
+    # Waiting on the page pumps Playwright's events; a tab that is already gone has no page here.
+    for page in context.pages:
+        if page.url == url and not page.is_closed():
+            page.wait_for_event("close", timeout=timeout * 1000)
 
 
 @pytest.fixture(scope="session")
