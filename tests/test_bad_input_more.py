@@ -221,9 +221,11 @@ def test_region_must_be_a_real_code(tmp_path, region):
 # -- Ctrl+C ------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("when", ["running", "starting"])
-def test_ctrl_c_stops_run_and_its_worker_without_a_traceback(tmp_path, when):
-    """SIGINT to the whole process group, as a terminal sends it: the worker process gets it too."""
+def test_ctrl_c_stops_run_and_its_worker_without_a_traceback(tmp_path, when, sig):
+    """SIGINT to the whole process group, as a terminal sends it (SIGTERM too, as `timeout` and service managers
+    send it): the worker process gets it too, and its end is no death to report or restart it after."""
     data = tmp_path / "data"
     data.mkdir()
     log_path = tmp_path / "run.log"
@@ -240,7 +242,7 @@ def test_ctrl_c_stops_run_and_its_worker_without_a_traceback(tmp_path, when):
             time.sleep(0.02)
         if when == "running":
             time.sleep(1.0)  # the detection worker is up and waiting for pages
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, sig)
         code = proc.wait(20)
     finally:
         if proc.poll() is None:
@@ -248,3 +250,4 @@ def test_ctrl_c_stops_run_and_its_worker_without_a_traceback(tmp_path, when):
     out = log_path.read_text(errors="replace")
     assert code == 0, out
     assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    assert "detection worker stopped" not in out, out

@@ -8,6 +8,9 @@ for hours (as the old change pattern did) and a page marked DIE ends the process
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import signal
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -116,6 +119,38 @@ def test_a_worker_that_dies_on_a_page_is_restarted_and_that_page_is_not_sent_aga
     assert p.drain(60)
     assert sink.seen() == [(LINKEDIN_URL, "toggle_on"), (DIE_URL, WORKER_DIED), (LINKEDIN_URL, "toggle_off")]
     assert (p.restarts, p.abandoned, sink.restarted) == (1, 1, [WORKER_DIED])
+
+
+def test_a_worker_ended_by_sigterm_while_the_proxy_stops_is_started_again_without_a_warning(worker, caplog):
+    """SIGTERM to the process group reaches the worker and the proxy at once: the proxy's stop still has the queued
+    pages detected (a new worker), and says nothing of a death."""
+    p, sink = worker(job_timeout=30)
+    p.submit(job(LINKEDIN_URL, page(True), 0))
+    assert p.drain(30)
+    first = p.proc
+    with caplog.at_level(logging.DEBUG, logger="consentwatch.detection_worker"):
+        os.kill(first.pid, signal.SIGTERM)
+        p.stopping()
+        p.submit(job(LINKEDIN_URL, page(False), 1))
+        assert p.drain(30)
+    assert sink.seen() == [(LINKEDIN_URL, "toggle_on"), (LINKEDIN_URL, "toggle_off")]
+    assert p.restarts == 1 and p.proc is not first
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warned == [], [r.getMessage() for r in warned]
+    assert any("stopped with the proxy" in r.getMessage() for r in caplog.records)
+
+
+def test_a_worker_ended_by_sigterm_alone_is_started_again_with_a_warning(worker, caplog):
+    """The same signal to the worker only (nobody is stopping the proxy): after the grace, a death like any other."""
+    p, sink = worker(job_timeout=30)
+    first = p.proc
+    with caplog.at_level(logging.WARNING, logger="consentwatch.detection_worker"):
+        os.kill(first.pid, signal.SIGTERM)
+        p.submit(job(LINKEDIN_URL, page(True), 0))
+        assert p.drain(30)
+    assert sink.seen() == [(LINKEDIN_URL, "toggle_on")]
+    assert p.restarts == 1 and sink.restarted == [WORKER_DIED]
+    assert any("stopped; started it again" in r.getMessage() for r in caplog.records)
 
 
 def make_flow(url: str, body: bytes):

@@ -229,6 +229,8 @@ class ConsentWatch:
                     pass
 
     async def done(self) -> None:
+        if self.offload is not None:
+            self.offload.stopping()  # a worker ended by the same SIGTERM as the proxy is no news to log
         # `mitmdump -r` exits right after the last flow: finish what is queued before closing the store.
         await asyncio.get_running_loop().run_in_executor(None, self._drain)
         if self.offload is not None:

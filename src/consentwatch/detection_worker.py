@@ -219,6 +219,7 @@ class FrameReader:
 BUSY, BUSY_SINCE, ANSWERED = 0, 1, 2  # the frame it is detecting (0: none) and since when; the last one answered
 JOB_TIMEOUT = 15.0  # seconds one page may take before its worker is killed (a normal page takes milliseconds)
 MAX_RESTART_DELAY = 60.0  # seconds between starts of a worker that keeps dying before it answers anything
+SIGNAL_GRACE = 1.0  # seconds a worker ended by a group's SIGTERM waits to be restarted: the proxy is stopping too
 _exiting = threading.Event()
 # At exit, multiprocessing ends its daemon workers: that is no death to restart them after. (atexit runs this
 # first: it was registered after multiprocessing's own handler.)
@@ -302,6 +303,12 @@ def _worker(jobs, answers, pack: dict, region: str | None, max_bytes: int, progr
             # finds no reader to wake, so the proxy's write is a copy only, without waking another core (a few
             # us of the proxy's CPU per page under load); a page waits at most `nap` longer.
             time.sleep(nap)
+
+
+def _ended_by_group_signal(proc) -> bool:
+    """The worker ended by a SIGTERM or SIGHUP, which are sent to a whole process group when it is stopped."""
+    proc.join(0.5)  # its end was seen (EOF): it is being reaped
+    return proc.exitcode in (-signal.SIGTERM, -signal.SIGHUP)
 
 
 def _start_ignoring_sigint(proc) -> None:
@@ -407,6 +414,7 @@ class DetectorProcess:
         self._restarting = False
         self._trouble = threading.Event()  # the worker died (or a write to it failed): restart now
         self._stopping = threading.Event()
+        self._closing = threading.Event()  # stopping() or close() has begun (a drain may still need a new worker)
         self._cv = threading.Condition()
         self._synced = 0
         self._sync_sent = 0
@@ -685,6 +693,13 @@ class DetectorProcess:
             stuck = bool(self.job_timeout) and gen.busy_for() > self.job_timeout
             if not (died or stuck):
                 continue
+            quiet = False
+            if died and not stuck and _ended_by_group_signal(gen.proc):
+                # SIGTERM or SIGHUP to the whole process group (`timeout`, a service manager, a closed terminal)
+                # ends the worker at the moment it tells the proxy to stop. The proxy's stop (`stopping`, then its
+                # drain and close) follows at once; the drain still needs a worker for the pages sent before, but
+                # the user hears of no death.
+                quiet = self._closing.wait(SIGNAL_GRACE)
             if died and not stuck and not gen.progress[ANSWERED]:
                 fruitless += 1
                 if fruitless > 1 and self._stopping.wait(min(MAX_RESTART_DELAY, 2.0 ** (fruitless - 2))):
@@ -692,7 +707,7 @@ class DetectorProcess:
             else:
                 fruitless = 0
             try:
-                self._restart(gen, TOO_SLOW if stuck else WORKER_DIED)
+                self._restart(gen, TOO_SLOW if stuck else WORKER_DIED, quiet)
             except Exception as e:  # noqa: BLE001 - no process could be started: try again on the next tick
                 log.error("could not start a detection worker (%s); trying again", type(e).__name__)
                 self._trouble.set()
@@ -700,7 +715,7 @@ class DetectorProcess:
                     return
                 fruitless += 1
 
-    def _restart(self, gen: _Generation, why: str) -> None:
+    def _restart(self, gen: _Generation, why: str, quiet: bool = False) -> None:
         with self._lock:
             if self._closed or _exiting.is_set():
                 return
@@ -756,6 +771,8 @@ class DetectorProcess:
             what = "took longer than %s s" % self.job_timeout if why == TOO_SLOW else "was being read when it died"
             log.warning("the detection worker was restarted: a page on %s %s (not inspected)",
                         given_up[2], what)
+        elif quiet:
+            log.debug("the detection worker was stopped with the proxy; started it again to finish what it had")
         else:
             log.warning("the detection worker stopped; started it again")
         if self.on_restart is not None:
@@ -777,7 +794,13 @@ class DetectorProcess:
         with self._cv:
             return self._cv.wait_for(lambda: self._synced >= token or self._closed, timeout)
 
+    def stopping(self) -> None:
+        """The proxy is stopping: what is queued is still detected (drain, close), but a worker that a signal to
+        the whole process group ended meanwhile is started again for that without a warning."""
+        self._closing.set()
+
     def close(self, timeout: float = 5) -> None:
+        self._closing.set()
         if not self._closed:
             self.drain(timeout)
             self._write(("stop",), None)
