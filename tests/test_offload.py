@@ -477,6 +477,18 @@ def test_a_page_is_sent_again_when_anything_else_reached_the_worker_in_between(w
     assert sink.kinds() == ["toggle_on", "toggle_off", "toggle_on"]
 
 
+def test_the_body_sent_last_is_remembered_with_its_frame_under_the_writers_lock(worker, monkeypatch):
+    """Another thread's frame cannot come between a body's frame and its being remembered (it would then be left
+    out next time although the worker saw something else last): both happen under the one lock."""
+    p, _ = worker()
+    held = []
+    remember = type(p._unchanged).remember
+    monkeypatch.setattr(type(p._unchanged), "remember",
+                        lambda self, *a: (held.append(p._lock.locked()), remember(self, *a))[1])
+    assert p.submit(job(True))
+    assert held == [True]
+
+
 def test_new_rules_see_a_page_sent_before_and_requests_are_always_sent(worker):
     p, sink = worker()
     pack = shipped_pack()

@@ -459,9 +459,8 @@ class DetectorProcess:
                 if self._unchanged.same(key, body, stamp):
                     self.unchanged += 1
                     return True
-        if self._write(("job", url, content_type, encoding, stamp, host, method, side, body is not None), body,
-                       droppable=True) and key is not None:
-            self._unchanged.remember(key, body, stamp)
+        self._write(("job", url, content_type, encoding, stamp, host, method, side, body is not None), body,
+                    droppable=True, remember=(key, body, stamp) if key is not None else None)
         return True
 
     def observe(self, url: str, body: bytes, when: dt.datetime | None, host: str,
@@ -508,12 +507,13 @@ class DetectorProcess:
     def set_rules(self, rules: RuleSet) -> None:
         self._write(("rules", rules.to_pack()), None)
 
-    def _write(self, head: tuple, body, droppable: bool = False) -> bool:
-        """Send a frame (or queue it behind what waits). False when it was not taken: closed, or skipped."""
+    def _write(self, head: tuple, body, droppable: bool = False, remember: tuple | None = None) -> bool:
+        """Send a frame (or queue it behind what waits). False when it was not taken: closed, or skipped.
+        `remember`: (key, body, stamp) of a response body that Unchanged may leave out when it comes again next."""
         parts, size = _frame(head, body)
         with self._lock:
             if self._unchanged is not None:
-                self._unchanged.forget()  # (submit remembers a response body once it is written)
+                self._unchanged.forget()
             if self._closed:
                 return False
             if droppable and self._backlog_bytes + size > self.max_backlog:
@@ -521,6 +521,9 @@ class DetectorProcess:
                 return False
             self._seq += 1
             self._unanswered.append((self._seq, head, parts))
+            if remember is not None and self._unchanged is not None:
+                # under the lock, with the frame's place in the order: a frame another thread writes next forgets it
+                self._unchanged.remember(*remember)
             self._forget_answered()
             if self._backlog or self._restarting:  # keep the order: behind what already waits
                 self._queue(parts)
