@@ -14,6 +14,8 @@ proxy.py           throughput ratios against plain mitmproxy under wrk, reverse 
                    and the 120 KB and 1.5 MB settings pages, side by side, with each proxy's CPU per request, and
                    how long the proxy's event loop was blocked
 page_eye_budget.py what 50 observations/s cost the proxy under wrk, and observation -> WebSocket
+instructions.py    (only when named: ~12 min, needs valgrind) instructions per request, plain against consentwatch,
+                   under callgrind: the comparison a noisy machine does not move
 
 Run: .venv/bin/python bench/run_all.py [--only proxy,budget,store] [--update-readme] [--rounds 5] [--seconds 5]
 """
@@ -33,9 +35,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
-BENCHES = ("detect", "replay", "latency", "store", "page_eye", "proxy", "budget")
+BENCHES = ("detect", "replay", "latency", "store", "page_eye", "proxy", "budget", "instructions")
+DEFAULT = BENCHES[:-1]  # instructions.py: only when named (it takes long, and needs valgrind)
 SCRIPTS = {"detect": "detect.py", "replay": "replay.py", "latency": "latency.py", "store": "store.py",
-           "page_eye": "page_eye.py", "proxy": "proxy.py", "budget": "page_eye_budget.py"}
+           "page_eye": "page_eye.py", "proxy": "proxy.py", "budget": "page_eye_budget.py",
+           "instructions": "instructions.py"}
 CASE_NAMES = {"unmatched": "unmatched hosts", "matched 120 KB settings page": "LinkedIn settings page, 120 KB",
               "matched 1.5 MB settings page": "LinkedIn settings page, 1.5 MB",
               "matched 120 KB page, changing": "the same, 120 KB, different on every load",
@@ -136,7 +140,8 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=",".join(BENCHES), help=f"which benches, of {', '.join(BENCHES)}")
+    ap.add_argument("--only", default=",".join(DEFAULT),
+                    help=f"which benches, of {', '.join(BENCHES)} (default: all but instructions)")
     ap.add_argument("--update-readme", action="store_true",
                     help="rewrite the README's generated tables (proxy, budget, store) from this run")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of proxy.py and page_eye_budget.py")

@@ -1,0 +1,120 @@
+"""Instructions per request through the proxy (valgrind's callgrind): the measure a noisy machine does not move.
+
+On a shared virtual machine requests/s, and even CPU time per request, swing by tens of per cent from one second
+to the next (on 2026-12-02 a fixed Python loop took 208-390 ms here, and plain mitmdump served 450-690 requests/s
+against 1,170 the day before), which drowns a 2 % effect in `bench/proxy.py`. Instructions do not depend on how
+fast the machine is at the moment. This runs plain `mitmdump` and `mitmdump -s addon/consentwatch_addon.py`, one
+after the other, under callgrind with counting switched on only after a warm-up, sends N sequential keep-alive
+requests through each, and prints instructions per request and the ratio plain / consentwatch.
+
+What it counts: the proxy process's user-space instructions, every thread. Not the kernel's work (copies into
+the worker's pipe, wake-ups), not the detection worker (another process, on another core), not time spent
+waiting for the GIL or for caches: a floor on the cost, not a throughput. Use it to compare changes on a noisy
+day, and `bench/proxy.py` for the ratio a user sees.
+
+Run: .venv/bin/python bench/instructions.py [--requests 300] [--modes reverse,regular] [--cases unmatched,120,1.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from proxy import ADDON, CASES, MITMDUMP, ROOT, free_port, wait_port  # noqa: E402
+
+WARM_UP = 40  # requests before counting: imports, caches, the first page's detection
+TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.M)
+
+
+def proxy_cmd(mode: str, origin: int, port: int, with_addon: bool, data_dir: Path, out: Path) -> list[str]:
+    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+           sys.executable, MITMDUMP, "-q", "--listen-host", "127.0.0.1", "-p", str(port),
+           "--set", "keep_host_header=true", "--set", "stream_large_bodies=100m"]
+    if mode == "reverse":
+        cmd += ["--mode", f"reverse:http://127.0.0.1:{origin}"]
+    if with_addon:
+        cmd += ["-s", ADDON, "--set", f"consentwatch_data_dir={data_dir}", "--set", "consentwatch_api_port=0"]
+    return cmd
+
+
+def send(conn: http.client.HTTPConnection, mode: str, origin: int, host: str, path: str, n: int) -> None:
+    # regular mode: absolute-form requests to the origin's IP with the platform's Host header (as bench/proxy.py)
+    target = path if mode == "reverse" else f"http://127.0.0.1:{origin}{path}"
+    for _ in range(n):
+        conn.request("GET", target, headers={"Host": host})
+        r = conn.getresponse()
+        r.read()
+        if r.status != 200:
+            raise RuntimeError(f"{host}{path}: HTTP {r.status}")
+
+
+def count(mode: str, origin: int, host: str, path: str, with_addon: bool, requests: int, tmp: Path) -> int:
+    """Instructions the proxy executed for `requests` requests, after a warm-up."""
+    port = free_port()
+    out = tmp / f"callgrind.{mode}.{with_addon}.{host}.{abs(hash(path))}.out"
+    proc = subprocess.Popen(proxy_cmd(mode, origin, port, with_addon, tmp / f"data-{port}", out),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout=600)  # imports under valgrind take a while
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        send(conn, mode, origin, host, path, WARM_UP)
+        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        send(conn, mode, origin, host, path, requests)
+        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        conn.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    totals = [int(m) for f in tmp.glob(out.name + "*") for m in TOTALS.findall(f.read_bytes())]
+    if not totals:
+        raise RuntimeError(f"callgrind wrote no totals for {host}{path} ({'consentwatch' if with_addon else 'plain'})")
+    return sum(totals)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=300, help="counted requests per proxy and case (default 300)")
+    ap.add_argument("--modes", default="reverse", help="reverse, regular, or both (default reverse)")
+    ap.add_argument("--cases", default="unmatched,120,1.5", help="of bench/proxy.py's: unmatched, 120, 1.5")
+    args = ap.parse_args()
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("bench/instructions.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    origin_port = free_port()
+    origin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "origin.py"), str(origin_port)],
+                              stdout=subprocess.PIPE, text=True)
+    origin.stdout.readline()
+    tmp = Path(tempfile.mkdtemp(prefix="cw-bench-instr-"))
+    wanted = args.cases.split(",")
+    try:
+        print(f"instructions per request through the proxy (callgrind, {args.requests} sequential keep-alive "
+              f"requests after {WARM_UP} uncounted; the proxy process only, user space, every thread)")
+        print(f"{'mode':<9} {'case':<32} {'plain':>12} {'+consentwatch':>14} {'ratio':>7}")
+        for mode in args.modes.split(","):
+            for key, name, host, path, _ in CASES:
+                if key not in wanted:
+                    continue
+                plain = count(mode, origin_port, host, path, False, args.requests, tmp) / args.requests
+                cw = count(mode, origin_port, host, path, True, args.requests, tmp) / args.requests
+                print(f"{mode:<9} {name:<32} {plain / 1e6:>10.3f} M {cw / 1e6:>12.3f} M {plain / cw:>7.3f}", flush=True)
+    finally:
+        origin.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
