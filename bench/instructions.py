@@ -29,21 +29,15 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from proxy import ADDON, CASES, MITMDUMP, ROOT, free_port, wait_port  # noqa: E402
+from proxy import CASES, free_port, mitmdump_cmd, start_origin, wait_port  # noqa: E402
 
 WARM_UP = 40  # requests before counting: imports, caches, the first page's detection
 TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.M)
 
 
 def proxy_cmd(mode: str, origin: int, port: int, with_addon: bool, data_dir: Path, out: Path) -> list[str]:
-    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-           sys.executable, MITMDUMP, "-q", "--listen-host", "127.0.0.1", "-p", str(port),
-           "--set", "keep_host_header=true", "--set", "stream_large_bodies=100m"]
-    if mode == "reverse":
-        cmd += ["--mode", f"reverse:http://127.0.0.1:{origin}"]
-    if with_addon:
-        cmd += ["-s", ADDON, "--set", f"consentwatch_data_dir={data_dir}", "--set", "consentwatch_api_port=0"]
-    return cmd
+    return (["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", sys.executable]
+            + mitmdump_cmd(mode, origin, port, with_addon, data_dir))
 
 
 def send(conn: http.client.HTTPConnection, mode: str, origin: int, host: str, path: str, n: int) -> None:
@@ -93,10 +87,7 @@ def main() -> int:
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         print("bench/instructions.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
         return 2
-    origin_port = free_port()
-    origin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "origin.py"), str(origin_port)],
-                              stdout=subprocess.PIPE, text=True)
-    origin.stdout.readline()
+    origin, origin_port = start_origin()
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-instr-"))
     wanted = args.cases.split(",")
     try:

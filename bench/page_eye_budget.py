@@ -42,7 +42,7 @@ import aiohttp
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from proxy import ADDON, MITMDUMP, ROOT, cpu_seconds, free_port, wait_port, wrk  # noqa: E402
+from proxy import ADDON, MITMDUMP, cpu_seconds, free_port, start_origin, wait_port, wrk  # noqa: E402
 from stats import pct  # noqa: E402
 
 from consentwatch.api.observations import RateLimit  # noqa: E402
@@ -178,10 +178,7 @@ async def one_round(proc, port: int, origin: int, seconds: int, observer: Observ
 
 
 async def bench(args) -> dict:
-    origin_port = free_port()
-    origin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "origin.py"), str(origin_port)],
-                              stdout=subprocess.PIPE, text=True)
-    origin.stdout.readline()
+    origin, origin_port = start_origin()
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-budget-"))
     api_port = free_port()
     proc = None

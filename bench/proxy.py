@@ -49,16 +49,34 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"port {port} never opened")
 
 
-def start_proxy(mode: str, origin: int, with_addon: bool, data_dir: Path, lag_out: Path) -> tuple[subprocess.Popen, int]:
+def start_origin() -> tuple[subprocess.Popen, int]:
+    """bench/origin.py on a free port, once it listens."""
     port = free_port()
+    origin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "origin.py"), str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    origin.stdout.readline()
+    return origin, port
+
+
+def mitmdump_cmd(mode: str, origin: int, port: int, with_addon: bool, data_dir: Path,
+                 scripts: tuple[str, ...] = ()) -> list[str]:
+    """The proxy every bench compares: plain mitmdump, or with consentwatch (after `scripts`), in `mode`."""
     cmd = [MITMDUMP, "-q", "--listen-host", "127.0.0.1", "-p", str(port), "--set", "keep_host_header=true",
-           "--set", "stream_large_bodies=100m", "-s", str(ROOT / "bench" / "looplag.py")]
+           "--set", "stream_large_bodies=100m"]
+    for script in scripts:
+        cmd += ["-s", script]
     if mode == "reverse":
         cmd += ["--mode", f"reverse:http://127.0.0.1:{origin}"]
     # regular mode: clients send absolute-form requests to the origin's IP (there is no DNS offline) with the
     # platform's Host header, which is what pretty_host and so consentwatch go by
     if with_addon:
         cmd += ["-s", ADDON, "--set", f"consentwatch_data_dir={data_dir}", "--set", "consentwatch_api_port=0"]
+    return cmd
+
+
+def start_proxy(mode: str, origin: int, with_addon: bool, data_dir: Path, lag_out: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cmd = mitmdump_cmd(mode, origin, port, with_addon, data_dir, scripts=(str(ROOT / "bench" / "looplag.py"),))
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env={**os.environ, "LOOPLAG_OUT": str(lag_out)})
     wait_port(port)
@@ -175,10 +193,7 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("bench/proxy.py needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
-    origin_port = free_port()
-    origin = subprocess.Popen([sys.executable, str(ROOT / "bench" / "origin.py"), str(origin_port)],
-                              stdout=subprocess.PIPE, text=True)
-    origin.stdout.readline()
+    origin, origin_port = start_origin()
     rows = []
     procs = []
     lags: dict[str, list[dict]] = {}

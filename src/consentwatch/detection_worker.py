@@ -803,7 +803,7 @@ class DetectorProcess:
         self._closing.set()
 
     def close(self, timeout: float = 5) -> None:
-        self._closing.set()
+        self.stopping()
         if not self._closed:
             self.drain(timeout)
             self._write(("stop",), None)
