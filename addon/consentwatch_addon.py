@@ -5,7 +5,9 @@ only hands its addons to mitmproxy, so people keep their own mitmproxy command l
 """
 
 from consentwatch import logs
-from consentwatch.assembly import script_addons
+from consentwatch.assembly import in_script
 
 logs.install_on_root()  # mitmproxy's own log handlers: consentwatch's lines with its prefix, scrubbed
-addons = script_addons()  # one group: mitmproxy asks each addon it sees for every hook of every flow
+# This module is the addon (no `addons` list): mitmproxy asks every addon it walks through for every hook of every
+# flow, so the group's hooks are put here, where the walk stops.
+group = in_script(globals())

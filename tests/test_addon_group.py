@@ -2,15 +2,17 @@
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.hooks import DoneHook, all_hooks
 from mitmproxy.addonmanager import traverse
+from mitmproxy.addons.script import load_script
 from mitmproxy.proxy.layers import http as http_layer
 from mitmproxy.test import taddons, tflow
 
-from consentwatch.assembly import AddonGroup, default_addons, script_addons
+from consentwatch.assembly import AddonGroup, default_addons
 from consentwatch.run import RunConfig, build_master
 from consentwatch.selftest import SelfTest
 from live_support import free_port
@@ -107,10 +109,34 @@ def test_options_error_goes_through_and_stops_the_rest():
     assert calls and set(calls) == {("a", "configure")}  # (again for the rollback) and b never
 
 
-async def test_the_script_and_run_put_one_entry_in_the_chain(data_dir):
-    data = data_dir
-    (group,) = script_addons()
+SCRIPT = Path(__file__).resolve().parents[1] / "addon" / "consentwatch_addon.py"
+
+
+def test_the_script_module_is_the_group_and_the_walk_stops_there():
+    """mitmproxy walks script -> module -> the module's `addons` on every event: the script's module carries the
+    group's hooks itself and has no `addons`, so the walk ends at it, and the module keeps up when a part's
+    hooks change (the capture recorder's response hook comes and goes)."""
+    module = load_script(str(SCRIPT))
+    group = module.group
     assert isinstance(group, AddonGroup) and isinstance(group.parts[0], SelfTest)
+    assert list(traverse([module])) == [module] and not hasattr(module, "addons")
+    assert {h for h in all_hooks if callable(getattr(module, h, None))} == \
+        {h for h in all_hooks if hasattr(group, h)}
+    for hook in all_hooks:
+        assert getattr(module, hook, None) is getattr(group, hook, None)
+    # found by name as the group is under `consentwatch run`
+    assert module.name == "consentwatch_addons" and module.get("apiserver") is group.get("apiserver") is not None
+    recorder = group.get("capturerecorder")
+    detection = group.get("consentwatch")
+    assert module.response == detection.response  # no capture: nothing in between
+    recorder._listen(True)
+    assert module.response is group.response and module.response != detection.response
+    recorder._listen(False)
+    assert module.response == detection.response
+
+
+async def test_run_puts_one_entry_in_the_chain(data_dir):
+    data = data_dir
     m, cw, api, hosts = await build_master(RunConfig(data_dir=data, proxy_port=free_port(), api_port=0))
     try:
         ours = [a for a in m.addons.chain if a.__class__.__module__.startswith("consentwatch")]

@@ -138,7 +138,7 @@ class ConsentWatch:
         if watch is None or flow.response is None:
             return
         host = host_of(flow.request)  # = pretty_host, which every flow would pay ~11 us for
-        if not watch.detector.rules_for(host):
+        if not watch.detector.rules.for_host(host):  # (= detector.rules_for, a Python call less on every flow)
             return  # the fast path: not a rule host, nothing decoded, nothing kept
         resp = flow.response
         when = dt.datetime.fromtimestamp(resp.timestamp_end or resp.timestamp_start or 0, dt.timezone.utc) \

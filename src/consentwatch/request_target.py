@@ -68,11 +68,21 @@ def _split_now(authority: str) -> tuple[str, int | None] | None:
 
 
 def host_of(request: http.Request) -> str:
-    """Same as `request.pretty_host`."""
-    authority = _authority(request)
+    """Same as `request.pretty_host`. (Every flow asks, twice: _authority() and _split()'s memo are written out
+    here for HTTP/1, a Python call less each.)"""
+    data = request.data
+    if data.http_version == b"HTTP/2.0" or data.http_version == b"HTTP/3":
+        authority = request.host_header
+    else:
+        values = [v for k, v in data.headers.fields if k.lower() == b"host"]
+        authority = values[0].decode("utf-8", "surrogateescape") if len(values) == 1 else header(data.headers, b"host")
     if not authority:
         return request.host
-    parts = _split(authority)
+    parts = _SPLITS.get(authority)
+    if parts is None:
+        parts = _split(authority)
+    elif parts is _NOT_PLAIN:
+        parts = None
     return parts[0] if parts is not None else request.pretty_host
 
 

@@ -370,6 +370,7 @@ class Rule:
 
 
 _host_key = host_key
+MAX_REMEMBERED_HOSTS = 4096  # distinct hosts whose rules a RuleSet remembers
 
 
 class RuleSet:
@@ -390,13 +391,14 @@ class RuleSet:
                     self._exact[h] = self._exact.get(h, ()) + (rule,)
         self.by_id = {r.id: r for r in self.rules}
         self._request_rules: dict[str, tuple[Rule, ...]] = {}
+        self._found: dict[str, tuple[Rule, ...]] = {}  # for_host's answers
 
     def request_rules_for(self, host: str) -> tuple[Rule, ...]:
         """Rules of `host` that read the user's change requests (request-side JSON keys). Empty: not ours."""
         found = self._request_rules.get(host)
         if found is None:
             found = tuple(r for r in self.for_host(host) if r.request_keys)
-            if len(self._request_rules) < 4096:  # bounded: hosts come from traffic
+            if len(self._request_rules) < MAX_REMEMBERED_HOSTS:  # bounded: hosts come from traffic
                 self._request_rules[host] = found
         return found
 
@@ -404,7 +406,18 @@ class RuleSet:
         return len(self.rules)
 
     def for_host(self, host: str) -> tuple[Rule, ...]:
-        """Rules whose hosts cover `host`: exact names, then *.parent wildcards. Empty tuple: ignore the flow."""
+        """Rules whose hosts cover `host`: exact names, then *.parent wildcards. Empty tuple: ignore the flow.
+        Every flow asks, and most hosts are none of ours: the answer for each host is remembered (bounded: hosts
+        come from traffic), so a host seen before costs one dict lookup, a match or not."""
+        found = self._found.get(host)
+        if found is None:
+            found = self._for_host_now(host)
+            if len(self._found) >= MAX_REMEMBERED_HOSTS:
+                self._found.clear()
+            self._found[host] = found
+        return found
+
+    def _for_host_now(self, host: str) -> tuple[Rule, ...]:
         found = self._exact.get(host)
         if found is not None:
             return found
