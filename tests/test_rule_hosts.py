@@ -76,6 +76,22 @@ def test_rule_lookup_ignores_case_and_trailing_dot(host):
     assert exact.for_host("www.example.com") == () and exact.for_host("WWW.EXAMPLE.COM.") == ()
 
 
+def test_remembered_answers_stay_right_and_bounded():
+    """for_host remembers each host's answer (every flow asks, most hosts are not ours); hosts come from traffic, so
+    the memory is bounded, and starting over changes no answer."""
+    from consentwatch.rules.model import MAX_REMEMBERED_HOSTS
+
+    rules = load_pack(shipped_pack())
+    fresh = load_pack(shipped_pack())
+    hosts = ["www.linkedin.com", "WWW.LinkedIn.COM.", "x.substack.com", "cdn.example.net"]
+    first = [rules.for_host(h) for h in hosts]
+    assert first[0] and first[1] == first[0] and first[2] and first[3] == ()
+    for i in range(MAX_REMEMBERED_HOSTS + 50):
+        assert rules.for_host(f"h{i}.example.net") == ()
+        assert len(rules._found) <= MAX_REMEMBERED_HOSTS
+    assert [rules.for_host(h) for h in hosts] == first == [fresh._for_host_now(h) for h in hosts]
+
+
 @pytest.mark.parametrize("authority", ["www.linkedin.com", "WWW.LinkedIn.COM", "www.linkedin.com.",
                                        "WWW.LINKEDIN.COM.:443", "foo.SUBSTACK.com."])
 def test_intercepted_whatever_the_spelling(authority):
