@@ -32,7 +32,10 @@ sys.path.insert(0, str(HERE))
 from proxy import CASES, free_port, mitmdump_cmd, start_origin, wait_port  # noqa: E402
 
 WARM_UP = 40  # requests before counting: imports, caches, the first page's detection
-TOTALS = re.compile(rb"^(?:summary|totals):\s+(\d+)", re.M)
+# A callgrind file's cost: its "totals:" line (its "summary:" line, 0 when counting starts switched off, is
+# only read when there is no totals line)
+TOTAL = re.compile(rb"^totals:\s+(\d+)", re.M)
+SUMMARY = re.compile(rb"^summary:\s+(\d+)", re.M)
 
 
 def proxy_cmd(mode: str, origin: int, port: int, with_addon: bool, data_dir: Path, out: Path) -> list[str]:
@@ -72,7 +75,8 @@ def count(mode: str, origin: int, host: str, path: str, with_addon: bool, reques
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    totals = [int(m) for f in tmp.glob(out.name + "*") for m in TOTALS.findall(f.read_bytes())]
+    totals = [int(m.group(1)) for f in tmp.glob(out.name + "*")
+              if (m := TOTAL.search(b := f.read_bytes()) or SUMMARY.search(b))]
     if not totals:
         raise RuntimeError(f"callgrind wrote no totals for {host}{path} ({'consentwatch' if with_addon else 'plain'})")
     return sum(totals)
