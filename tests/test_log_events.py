@@ -47,6 +47,18 @@ async def test_the_add_log_event_goes_out_only_while_an_addon_has_the_hook():
         master.addons.remove(listener)
         log.warning("nobody again")
         assert len(sent) == 1
+
+        # the answer is kept between changes of the addons, and follows a swap that keeps their number
+        class Silent:
+            pass
+
+        master.addons.add(Silent())
+        log.warning("still nobody")
+        assert len(sent) == 1
+        master.addons.remove(master.addons.get("silent"))
+        master.addons.add(listener)
+        log.warning("a listener in its place")
+        assert len(sent) == 2
     finally:
         vars(master.event_loop).pop("call_soon_threadsafe", None)
         master._legacy_log_events.uninstall()

