@@ -17,7 +17,8 @@ page_eye_budget.py what 50 observations/s cost the proxy under wrk, and observat
 instructions.py    (only when named: ~12 min, needs valgrind) instructions per request, plain against consentwatch,
                    under callgrind: the comparison a noisy machine does not move
 
-Run: .venv/bin/python bench/run_all.py [--only proxy,budget,store] [--update-readme] [--rounds 5] [--seconds 5]
+Run: .venv/bin/python bench/run_all.py [--only proxy,budget,store] [--update-readme [--even-if-unsteady]] [--rounds 5]
+     [--seconds 5]
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -45,6 +48,31 @@ CASE_NAMES = {"unmatched": "unmatched hosts", "matched 120 KB settings page": "L
               "matched 120 KB page, changing": "the same, 120 KB, different on every load",
               "matched 1.5 MB page, changing": "the same, 1.5 MB, different on every load"}
 GOALS = {"unmatched": ">= 0.98", "matched 120 KB settings page": ">= 0.95", "matched 1.5 MB settings page": ">= 0.92"}
+
+
+STEADY = 1.25  # slowest / fastest of the steadiness probe's runs above which a host is too noisy for throughput
+
+
+def steadiness(runs: int = 12) -> tuple[float, float, float]:
+    """How steady the machine is now: a fixed piece of pure Python (3 million additions), timed `runs` times a
+    quarter of a second apart; (fastest, median, slowest) in ms. On a quiet host they agree within a few per cent;
+    when a shared host's other tenants are busy the slowest takes up to twice the fastest, and requests/s swing as
+    much from one round to the next: a 2 % effect cannot be read then (bench/PROFILE.md, "Fourth look")."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(3_000_000):
+            total += i
+        times.append((time.perf_counter() - t0) * 1000)
+        time.sleep(0.25)
+    return min(times), statistics.median(times), max(times)
+
+
+def steadiness_line(probe: tuple[float, float, float]) -> str:
+    fast, median, slow = probe
+    verdict = "steady" if slow / fast <= STEADY else "NOT steady: throughput ratios may be off by several per cent"
+    return f"a fixed loop took {fast:.0f} / {median:.0f} / {slow:.0f} ms (fastest / median / slowest), {verdict}"
 
 
 def versions() -> str:
@@ -146,6 +174,9 @@ def main() -> int:
                     help="rewrite the README's generated tables (proxy, budget, store) from this run")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of proxy.py and page_eye_budget.py")
     ap.add_argument("--seconds", type=int, default=5, help="seconds per round of proxy.py and page_eye_budget.py")
+    ap.add_argument("--even-if-unsteady", action="store_true",
+                    help="with --update-readme: write the throughput tables (proxy, budget) even when the steadiness "
+                         "probe before or after the run found the machine too noisy for them")
     args = ap.parse_args()
     chosen = [b.strip() for b in args.only.split(",") if b.strip()]
     unknown = sorted(set(chosen) - set(BENCHES))
@@ -154,6 +185,8 @@ def main() -> int:
         return 2
     line = versions()
     print(line + " (other work on the machine makes throughput noisy)", flush=True)
+    before = steadiness()
+    print("steadiness before the run: " + steadiness_line(before), flush=True)
     figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="cw-bench-all-") as tmp:
         for name in BENCHES:
@@ -171,9 +204,20 @@ def main() -> int:
                 return code
             if out.exists():
                 figures[name] = json.loads(out.read_text())
+    after = steadiness()
+    print("\nsteadiness after the run: " + steadiness_line(after), flush=True)
+    unsteady = max(p[2] / p[0] for p in (before, after)) > STEADY
     if args.update_readme:
+        skipped = [n for n in ("proxy", "budget") if n in figures and unsteady and not args.even_if_unsteady]
+        for name in skipped:
+            del figures[name]
+        if skipped:
+            print(f"README.md: the {' and '.join(skipped)} tables kept as they were: the machine was not steady "
+                  "enough for throughput (--even-if-unsteady writes them anyway)", file=sys.stderr)
         text = README.read_text()
-        text = replace_block(text, "versions", md_versions(line))
+        if figures:
+            text = replace_block(text, "versions", md_versions(f"{line}; steadiness before: {steadiness_line(before)}; "
+                                                              f"after: {steadiness_line(after)}"))
         for name, render in (("proxy", md_proxy), ("budget", md_budget), ("store", md_store)):
             if name in figures:
                 text = replace_block(text, name, render(figures[name]))
