@@ -5,7 +5,9 @@ to the next (on 2026-12-02 a fixed Python loop took 208-390 ms here, and plain m
 against 1,170 the day before), which drowns a 2 % effect in `bench/proxy.py`. Instructions do not depend on how
 fast the machine is at the moment. This runs plain `mitmdump` and `mitmdump -s addon/consentwatch_addon.py`, one
 after the other, under callgrind with counting switched on only after a warm-up, sends N sequential keep-alive
-requests through each, and prints instructions per request and the ratio plain / consentwatch.
+requests through each, and prints instructions per request and the ratio plain / consentwatch. With
+`--observations N` it also counts what one page-eye observation costs the proxy: a repeat, and a flip of the
+switch (bench/PROFILE.md, "Fifth look": a flip's CPU is far more than its instructions).
 
 What it counts: the proxy process's user-space instructions, every thread. Not the kernel's work (copies into
 the worker's pipe, wake-ups), not the detection worker (another process, on another core), not time spent
@@ -13,11 +15,13 @@ waiting for the GIL or for caches: a floor on the cost, not a throughput. Use it
 day, and `bench/proxy.py` for the ratio a user sees.
 
 Run: .venv/bin/python bench/instructions.py [--requests 300] [--modes reverse,regular] [--cases unmatched,120,1.5]
+     [--observations 40]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import re
 import shutil
@@ -82,11 +86,68 @@ def count(mode: str, origin: int, host: str, path: str, with_addon: bool, reques
     return sum(totals)
 
 
+def dumped(out: Path) -> int:
+    """The instructions in the dumps callgrind has written so far (then removed: the next count starts at 0)."""
+    total = 0
+    for f in out.parent.glob(out.name + "*"):
+        b = f.read_bytes()
+        if m := TOTAL.search(b) or SUMMARY.search(b):
+            total += int(m.group(1))
+        f.unlink()
+    return total
+
+
+async def count_observations(origin: int, n: int, tmp: Path) -> dict[str, float]:
+    """Instructions the proxy executes per page-eye observation, `n` of each kind after 10 uncounted: a repeat of a
+    region (answered from memory) and one whose switch flips (detected in the worker, stored, announced), as
+    bench/page_eye_budget.py sends them (the rate limit lifted, the next one sent once the last was answered)."""
+    import page_eye_budget as budget
+
+    out = tmp / "callgrind.observations.out"
+    api_port = free_port()
+    proc, _ = budget.start(origin, api_port, tmp / "data-observations", timeout=600,
+                           prefix=("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                   f"--callgrind-out-file={out}", sys.executable))
+    try:
+        token = (tmp / "data-observations" / "token").read_text().strip()
+        api = f"http://127.0.0.1:{api_port}"
+        per: dict[str, float] = {}
+        for kind in ("repeat", "flip"):
+            # uncounted: the first repeats raise the warning (the switch shown on), which the flips then toggle
+            await _observe(budget.Observer(api, token, 5, flip=kind == "flip"), 10)
+            subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+            observer = budget.Observer(api, token, 5, flip=kind == "flip")
+            await _observe(observer, n)
+            subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+            dumped(out)  # what the uncounted ones left behind, if anything
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+            per[kind] = dumped(out) / observer.sent
+        return per
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def _observe(observer, n: int) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(observer.run(stop))
+    while observer.sent < n and not task.done():
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=300, help="counted requests per proxy and case (default 300)")
     ap.add_argument("--modes", default="reverse", help="reverse, regular, or both (default reverse)")
     ap.add_argument("--cases", default="unmatched,120,1.5", help="of bench/proxy.py's: unmatched, 120, 1.5")
+    ap.add_argument("--observations", type=int, default=0, metavar="N",
+                    help="also count N page-eye observations of each kind, a repeat and a flip (~3 min for 40)")
     args = ap.parse_args()
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         print("bench/instructions.py needs valgrind (apt-get install valgrind)", file=sys.stderr)
@@ -105,6 +166,11 @@ def main() -> int:
                 plain = count(mode, origin_port, host, path, False, args.requests, tmp) / args.requests
                 cw = count(mode, origin_port, host, path, True, args.requests, tmp) / args.requests
                 print(f"{mode:<9} {name:<32} {plain / 1e6:>10.3f} M {cw / 1e6:>12.3f} M {plain / cw:>7.3f}", flush=True)
+        if args.observations:
+            per = asyncio.run(count_observations(origin_port, args.observations, tmp))
+            print(f"\npage eye, instructions per observation in the proxy ({args.observations} of each, POST -> "
+                  f"answered, and for a flip the WebSocket message): repeat {per['repeat'] / 1e6:.3f} M, "
+                  f"flip {per['flip'] / 1e6:.3f} M", flush=True)
     finally:
         origin.kill()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -107,14 +107,17 @@ class Observer:
                 break
 
 
-def start(origin: int, api_port: int, data_dir: Path) -> tuple[subprocess.Popen, int]:
+def start(origin: int, api_port: int, data_dir: Path, prefix: tuple[str, ...] = (),
+          timeout: float = 30) -> tuple[subprocess.Popen, int]:
+    """consentwatch's proxy with the rate limit lifted, once it and its API listen (`prefix`: what runs it, e.g.
+    bench/instructions.py's valgrind)."""
     port = free_port()
-    cmd = [MITMDUMP, "-q", "--listen-host", "127.0.0.1", "-p", str(port), "--set", "keep_host_header=true",
+    cmd = [*prefix, MITMDUMP, "-q", "--listen-host", "127.0.0.1", "-p", str(port), "--set", "keep_host_header=true",
            "--mode", f"reverse:http://127.0.0.1:{origin}", "-s", ADDON, "-s", str(HERE / "observe_unlimited.py"),
            "--set", f"consentwatch_data_dir={data_dir}", "--set", f"consentwatch_api_port={api_port}"]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
-    wait_port(api_port)
+    wait_port(port, timeout)
+    wait_port(api_port, timeout)
     return p, port
 
 
