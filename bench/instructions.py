@@ -58,6 +58,28 @@ def send(conn: http.client.HTTPConnection, mode: str, origin: int, host: str, pa
             raise RuntimeError(f"{host}{path}: HTTP {r.status}")
 
 
+def cost(dump: Path) -> int | None:
+    """The instructions one callgrind file counts (None: no total in it)."""
+    b = dump.read_bytes()
+    m = TOTAL.search(b) or SUMMARY.search(b)
+    return int(m.group(1)) if m else None
+
+
+def callgrind(proc: subprocess.Popen, *args: str) -> None:
+    """callgrind_control for the proxy under valgrind: -i on / -i off (counting), -d (dump)."""
+    subprocess.run(["callgrind_control", *args, str(proc.pid)], check=True, capture_output=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the proxy (valgrind writes its last dump as it exits)."""
+    proc.terminate()
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def count(mode: str, origin: int, host: str, path: str, with_addon: bool, requests: int, tmp: Path) -> int:
     """Instructions the proxy executed for `requests` requests, after a warm-up."""
     port = free_port()
@@ -68,19 +90,13 @@ def count(mode: str, origin: int, host: str, path: str, with_addon: bool, reques
         wait_port(port, timeout=600)  # imports under valgrind take a while
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         send(conn, mode, origin, host, path, WARM_UP)
-        subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        callgrind(proc, "-i", "on")
         send(conn, mode, origin, host, path, requests)
-        subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        callgrind(proc, "-i", "off")
         conn.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    totals = [int(m.group(1)) for f in tmp.glob(out.name + "*")
-              if (m := TOTAL.search(b := f.read_bytes()) or SUMMARY.search(b))]
+        stop(proc)
+    totals = [c for f in tmp.glob(out.name + "*") if (c := cost(f)) is not None]
     if not totals:
         raise RuntimeError(f"callgrind wrote no totals for {host}{path} ({'consentwatch' if with_addon else 'plain'})")
     return sum(totals)
@@ -90,9 +106,7 @@ def dumped(out: Path) -> int:
     """The instructions in the dumps callgrind has written so far (then removed: the next count starts at 0)."""
     total = 0
     for f in out.parent.glob(out.name + "*"):
-        b = f.read_bytes()
-        if m := TOTAL.search(b) or SUMMARY.search(b):
-            total += int(m.group(1))
+        total += cost(f) or 0
         f.unlink()
     return total
 
@@ -115,21 +129,16 @@ async def count_observations(origin: int, n: int, tmp: Path) -> dict[str, float]
         for kind in ("repeat", "flip"):
             # uncounted: the first repeats raise the warning (the switch shown on), which the flips then toggle
             await _observe(budget.Observer(api, token, 5, flip=kind == "flip"), 10)
-            subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
+            callgrind(proc, "-i", "on")
             observer = budget.Observer(api, token, 5, flip=kind == "flip")
             await _observe(observer, n)
-            subprocess.run(["callgrind_control", "-i", "off", str(proc.pid)], check=True, capture_output=True)
+            callgrind(proc, "-i", "off")
             dumped(out)  # what the uncounted ones left behind, if anything
-            subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True, capture_output=True)
+            callgrind(proc, "-d")
             per[kind] = dumped(out) / observer.sent
         return per
     finally:
-        proc.terminate()
-        try:
-            proc.wait(120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 async def _observe(observer, n: int) -> None:
