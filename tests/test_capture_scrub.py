@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from mitmproxy import http
 from selectolax.lexbor import LexborHTMLParser
 
@@ -271,6 +271,10 @@ _DOCS = st.recursive(_VALUES, lambda inner: st.one_of(st.lists(inner, max_size=4
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=_DOCS, as_script=st.booleans())
+# found by Hypothesis: a secret field holding a blank control character, kept by the scrubber (blank), refused by the
+# verifier (it judged the escaped text "\u001f" instead of the value)
+@example(doc={"csrfToken": "\x1f"}, as_script=False)
+@example(doc={"csrfToken": "\x1f"}, as_script=True)
 def test_any_json_document_is_scrubbed_so_that_the_verifier_passes_it(rules, doc, as_script):
     body = json.dumps(doc)
     if as_script:

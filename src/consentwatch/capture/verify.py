@@ -7,6 +7,7 @@ A leak names its kind, the flow and the place, never the value.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Iterable
 from urllib.parse import unquote
@@ -108,10 +109,21 @@ def pattern_problems(text: str) -> list[str]:
         break
     for rx in P.KV_FORMS:
         for m in rx.finditer(text):
-            if P.classify_key(m.group("key")) in P.SECRET_KINDS and not _harmless(m.group("val")):
+            if P.classify_key(m.group("key")) in P.SECRET_KINDS and not _harmless(_unescaped(m.group("val"))):
                 out.append(f"secret field {m.group('key')!r}")
                 break
     return out
+
+
+def _unescaped(value: str) -> str:
+    """A quoted value as the scrubber saw it: JSON's escapes decoded ("\\u001f" is the one character the scrubber
+    kept as blank), or the text as it is where it is not valid JSON string content."""
+    if "\\" not in value:
+        return value
+    try:
+        return json.loads(f'"{value}"')
+    except ValueError:
+        return value
 
 
 def _harmless(value: str) -> bool:
