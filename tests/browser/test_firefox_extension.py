@@ -23,6 +23,8 @@ SETTINGS_PATH = "/mypreferences/d/settings/data-for-ai-improvement"
 SELFTEST_URL = "https://selftest.consentwatch.invalid/"
 CA_NAME = "consentwatch local CA (rule domains only)"
 ABOUT_ADDONS_PATH = "about:addons → consentwatch → Run in Private Windows → Allow"
+# seconds: a guard against a hang, not a measure (a Firefox UI step under a loaded CI machine once took over 15)
+GUARD = 30
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +78,20 @@ def test_pairing_by_pasting_the_token_in_the_options_page(ff, run):
     api.send_keys(run.base)
     ff.m.find_element(By.ID, "token").send_keys(run.token)
     ff.m.find_element(By.ID, "save").click()
-    result = wait_until(lambda: (t := ff.text("#result")) and "Testing" not in t and t, 20, what="the test result")
+    result = wait_until(lambda: (t := ff.text("#result")) and "Testing" not in t and t, GUARD, what="the test result")
     assert result.startswith("Connected to consentwatch"), result
     assert ff.ext_call("browser.storage.local.get(['apiBase', 'token'])")["value"] == {"apiBase": run.base,
                                                                                        "token": run.token}
     ff.open_ext_page("popup.html")
     # paired, but nothing routes the platforms yet (routing needs the private-windows permission): not "Watching"
-    wait_until(lambda: ff.text("#status-text") == "Not watching", 20, what="the popup to say Not watching")
+    wait_until(lambda: ff.text("#status-text") == "Not watching", GUARD, what="the popup to say Not watching")
     assert "routing is not allowed yet" in ff.text("#notice-title")
 
 
 def test_popup_says_why_routing_needs_private_windows_and_where_to_allow_it(ff, run, artifacts):
     ff.open_ext_page("popup.html")
     ff.wait_css("#routing")
-    message = wait_until(lambda: routing_error(ff), 15, what="the routing explanation")
+    message = wait_until(lambda: routing_error(ff), GUARD, what="the routing explanation")
     assert "private windows" in message and ABOUT_ADDONS_PATH in message, message
     assert "proxy.settings requires" not in message  # not Firefox's raw text
     toggle = ff.look("#routing-toggle")
@@ -121,14 +123,14 @@ def test_allowing_it_in_about_addons_lets_the_switch_route_the_platforms(ff, run
     # Firefox restarts the add-on with the permission
     wait_until(lambda: ff.chrome("const p = WebExtensionPolicy.getByID(arguments[0]);"
                                  "return Boolean(p && p.extension && p.privateBrowsingAllowed);", ADDON_ID),
-               20, what="the add-on to run again, allowed in private windows")
+               GUARD, what="the add-on to run again, allowed in private windows")
 
     ff.open_ext_page("popup.html")
-    wait_until(lambda: (t := ff.look("#routing-toggle")) and not t["disabled"], 20, what="the switch to be offered")
+    wait_until(lambda: (t := ff.look("#routing-toggle")) and not t["disabled"], GUARD, what="the switch to be offered")
     assert routing_error(ff) == ""  # the explanation is gone once it no longer applies
     ff.click("#routing-toggle")
     wait_until(lambda: ff.look("#routing-toggle")["checked"]
-               and "Only the watched platforms" in ff.text("#routing-help"), 15, what="the switch to stay on")
+               and "Only the watched platforms" in ff.text("#routing-help"), GUARD, what="the switch to stay on")
     assert routing_error(ff) == ""
 
     setting = ff.ext_call("browser.proxy.settings.get({})")["value"]
@@ -167,9 +169,9 @@ def test_recorded_linkedin_page_gives_a_warning_the_badge_and_the_banner(ff, run
     cert = server_cert(ff)
     assert cert["issuer"] == CA_NAME and cert["overrides"] == 0, cert
 
-    found = wait_until(lambda: warnings(run), 20, what="a warning from consentwatch after loading the page")
+    found = wait_until(lambda: warnings(run), GUARD, what="a warning from consentwatch after loading the page")
     w = next(w for w in found if w["platform"] == "linkedin")
-    text = wait_until(lambda: (t := banner_text(ff)) and "open linkedin setting" in t.lower() and t, 20,
+    text = wait_until(lambda: (t := banner_text(ff)) and "open linkedin setting" in t.lower() and t, GUARD,
                       what="the banner on the page")
     assert "LinkedIn" in text
     for step in w["remedy"]["steps"][:3]:
@@ -178,17 +180,17 @@ def test_recorded_linkedin_page_gives_a_warning_the_badge_and_the_banner(ff, run
     ff.screenshot(artifacts / "firefox-banner-linkedin-page.png")
 
     ff.open_ext_page("popup.html")
-    wait_until(lambda: ff.ext_call("browser.action.getBadgeText({})")["value"] == str(len(warnings(run))), 20,
+    wait_until(lambda: ff.ext_call("browser.action.getBadgeText({})")["value"] == str(len(warnings(run))), GUARD,
                what="the badge to count the warnings")
 
 
 def test_popup_lists_the_warning(ff, run, artifacts):
     w = next(w for w in warnings(run) if w["platform"] == "linkedin")
     ff.open_ext_page("popup.html")
-    wait_until(lambda: re.fullmatch(r"Watching · \d+ warnings?", ff.text("#status-text")), 20,
+    wait_until(lambda: re.fullmatch(r"Watching · \d+ warnings?", ff.text("#status-text")), GUARD,
                what="the popup to count the warnings")
     card = f"section.group[data-platform=linkedin] article[data-warning-id='{w['id']}']"
-    wait_until(lambda: w["title"] in ff.text(card), 15, what="the LinkedIn warning in the popup")
+    wait_until(lambda: w["title"] in ff.text(card), GUARD, what="the LinkedIn warning in the popup")
     ff.screenshot(artifacts / "firefox-popup.png")
 
 
@@ -201,9 +203,9 @@ def test_other_sites_go_direct_not_through_the_proxy(ff):
 
 def test_switching_routing_off_gives_the_proxy_setting_back(ff):
     ff.open_ext_page("popup.html")
-    wait_until(lambda: (t := ff.look("#routing-toggle")) and t["checked"] and not t["disabled"], 15,
+    wait_until(lambda: (t := ff.look("#routing-toggle")) and t["checked"] and not t["disabled"], GUARD,
                what="the switch, on")
     ff.click("#routing-toggle")
     wait_until(lambda: ff.ext_call("browser.proxy.settings.get({})")["value"]["levelOfControl"]
-               != "controlled_by_this_extension", 15, what="the proxy setting to be given back")
-    wait_until(lambda: not ff.look("#routing-toggle")["checked"], 15, what="the switch, off")
+               != "controlled_by_this_extension", GUARD, what="the proxy setting to be given back")
+    wait_until(lambda: not ff.look("#routing-toggle")["checked"], GUARD, what="the switch, off")
