@@ -276,6 +276,30 @@ async def test_too_many_observations_get_429_with_retry_after(watch):
         await api.close()
 
 
+def test_the_overall_limit_is_read_without_counting():
+    rl = RateLimit(per_host=(10, 1.0), overall=(2, 1.0))
+    assert rl.overall_wait(0.0) == 0 and rl.overall_wait(0.0) == 0  # asking takes no token
+    assert rl.check("a", 0.0) == 0 and rl.check("b", 0.0) == 0
+    assert rl.overall_wait(0.0) == pytest.approx(1.0)
+    assert rl.overall_wait(1.0) == 0
+
+
+async def test_over_the_overall_limit_the_body_is_not_read(watch):
+    """A flood is refused before its body is read: even a body that is not JSON gets 429, not 400, and the
+    count of refusals leaves the store alone."""
+    api = await client_for(watch, PageEye(lambda: watch, rate_limit=RateLimit(per_host=(50, 1), overall=(1, 0.01))))
+    try:
+        assert (await post(api, body(region(True)))).status == 202
+        r = await post(api, b"{not json")
+        assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
+        r = await post(api, body(region(False)))  # a change, refused all the same: nothing read, nothing stored
+        assert r.status == 429
+        assert [w["state"] for w in watch.state.list_warnings("all")] == ["on"]
+    finally:
+        await api.hub.close()
+        await api.close()
+
+
 async def test_bodies_match_the_description(api, watch):
     spec = openapi_description()
     op = spec["paths"]["/v1/observations"]["post"]

@@ -98,6 +98,10 @@ def _record(watch: Watch, obs: PageObservation, digest: bytes, when: dt.datetime
     return findings, again
 
 
+def _too_many(wait: float) -> web.Response:
+    return error(429, "too many observations; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
+
+
 class ObservationError(ValueError):
     """A body this route cannot use: `status` (400, 413, 422) and a one-line message."""
 
@@ -179,6 +183,10 @@ class RateLimit:
             self._buckets[key] = (tokens - 1, now)
         return 0.0
 
+    def overall_wait(self, now: float) -> float:
+        """The seconds until the bucket for all pages has a token again (0: it has one); nothing is counted."""
+        return self._take("*", *self.overall, now, False)
+
     def check(self, host: str, now: float) -> float:
         """0 when allowed (and counted), else the seconds to wait."""
         wait = max(self._take("*", *self.overall, now, False), self._take(host, *self.per_host, now, False))
@@ -259,6 +267,12 @@ class PageEye:
             return error(415, "send the observation as application/json")
         if request.content_length is not None and request.content_length > MAX_BODY:
             return error(413, f"the body is {request.content_length} bytes; the most is {MAX_BODY}")
+        # Over the limit for all pages: refused before the body is read and parsed (up to 256 KiB of JSON, on the
+        # proxy's loop), so that a flood, from a looping extension or anything else holding the token, costs
+        # the proxy little more than the request itself. The per-host limit needs the URL, in the body.
+        wait = self.limit.overall_wait(self.clock())
+        if wait:
+            return _too_many(wait)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -269,7 +283,7 @@ class PageEye:
             return error(e.status, str(e))
         wait = self.limit.check(obs.host, self.clock())
         if wait:
-            return error(429, "too many observations; slow down", {"Retry-After": str(max(1, round(wait + 0.5)))})
+            return _too_many(wait)
         try:
             findings = await self.detect_and_record(watch, obs)
         except asyncio.TimeoutError:
