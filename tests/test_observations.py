@@ -284,15 +284,15 @@ def test_the_overall_limit_is_read_without_counting():
     assert rl.overall_wait(1.0) == 0
 
 
-async def test_over_the_overall_limit_the_body_is_not_read(watch):
-    """A flood is refused before its body is read: even a body that is not JSON gets 429, not 400, and the
-    count of refusals leaves the store alone."""
+async def test_over_the_overall_limit_the_body_is_not_parsed(watch):
+    """A flood is refused before its body is parsed: even a body that is not JSON gets 429, not 400, and
+    nothing is stored for it."""
     api = await client_for(watch, PageEye(lambda: watch, rate_limit=RateLimit(per_host=(50, 1), overall=(1, 0.01))))
     try:
         assert (await post(api, body(region(True)))).status == 202
         r = await post(api, b"{not json")
         assert r.status == 429 and int(r.headers["Retry-After"]) >= 1
-        r = await post(api, body(region(False)))  # a change, refused all the same: nothing read, nothing stored
+        r = await post(api, body(region(False)))  # a change, refused all the same: nothing parsed, nothing stored
         assert r.status == 429
         assert [w["state"] for w in watch.state.list_warnings("all")] == ["on"]
     finally:
