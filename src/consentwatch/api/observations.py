@@ -274,8 +274,8 @@ class PageEye:
         # Over the limit for all pages: refused before the body is parsed (up to 256 KiB of JSON on the proxy's
         # loop, ~0.5 ms when it is all escapes), so that a flood, from a looping extension or anything else
         # holding the token, costs the proxy little more than the request. It is read all the same: aiohttp
-        # would drain an unread body itself, at more cost, to keep the connection. The per-host limit needs the
-        # URL, in the body.
+        # drains an unread body itself to keep the connection (its "lingering" read, chunk by chunk), which
+        # saved nothing measurable. The per-host limit needs the URL, in the body.
         wait = self.limit.overall_wait(self.clock())
         if wait:
             return _too_many(wait)
