@@ -201,8 +201,25 @@ class ExtFirefox:
         return got["text"] if got else ""
 
     def click(self, css: str) -> None:
+        """Clicks the element once it stands still. The popup draws in steps (the warnings arrive after the
+        switches), and Marionette clicks at where the element was: a click while the layout moves lands on
+        whatever is there by then (seen on a loaded machine: the routing switch, pushed down by a warning card,
+        never got the click)."""
         from marionette_driver.by import By
 
+        def where():
+            return self.m.execute_script(
+                "const el = document.querySelector(arguments[0]); if (!el) return null;"
+                "const r = el.getBoundingClientRect();"
+                "return [r.x, r.y, r.width, r.height, document.documentElement.scrollHeight];", script_args=[css])
+
+        last: list = [None]
+
+        def still():
+            now = where()
+            steady, last[0] = now is not None and now == last[0], now
+            return steady
+        wait_until(still, 30, interval=0.25, what=f"{css} to stand still")
         self.m.find_element(By.CSS_SELECTOR, css).click()
 
     def wait_css(self, css: str, timeout: float = 15.0, displayed: bool = True):

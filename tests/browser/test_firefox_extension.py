@@ -206,6 +206,16 @@ def test_switching_routing_off_gives_the_proxy_setting_back(ff):
     wait_until(lambda: (t := ff.look("#routing-toggle")) and t["checked"] and not t["disabled"], GUARD,
                what="the switch, on")
     ff.click("#routing-toggle")
-    wait_until(lambda: ff.ext_call("browser.proxy.settings.get({})")["value"]["levelOfControl"]
-               != "controlled_by_this_extension", GUARD, what="the proxy setting to be given back")
+    shown: list = []
+
+    def given_back() -> bool:
+        if ff.ext_call("browser.proxy.settings.get({})")["value"]["levelOfControl"] != "controlled_by_this_extension":
+            return True
+        # kept for a failure: whether the click arrived (the switch off) and what the popup says went wrong
+        shown[:] = [ff.look("#routing-toggle"), routing_error(ff)]
+        return False
+    try:
+        wait_until(given_back, GUARD, what="the proxy setting to be given back")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; the popup's switch and error: {shown}") from None
     wait_until(lambda: not ff.look("#routing-toggle")["checked"], GUARD, what="the switch, off")
