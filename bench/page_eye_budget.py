@@ -1,9 +1,9 @@
 """The page eye's budget: what 50 observations a second cost the proxy, and how soon each one is announced.
 
 One `mitmdump -s addon/consentwatch_addon.py` in reverse mode, with its API on. `wrk` loads the proxy with
-unmatched traffic (the common case) in alternating rounds: without observations (A), and while a client posts
-50 `POST /v1/observations` a second to the API (B), each a LinkedIn settings region whose switch flips every
-time, so every one of them is detected (in the worker process), stored (a journal line) and announced on the
+unmatched traffic (the common case) in alternating rounds (their order reversed every other round): without
+observations (A), and while a client posts 50 `POST /v1/observations` a second to the API (B), each a LinkedIn
+settings region whose switch flips every time, so every one of them is detected (in the worker process), stored (a journal line) and announced on the
 WebSocket: the worst case. (B15) The same flips at 15 a second, the most the API's own rate limit admits over
 time: the worst a page (or a looping extension bug) can make the proxy do. And (C) repeats of one region: nothing
 changes, so after the first repeat the API answers them from memory (api/observations.py, `Repeat`). The API's
@@ -198,11 +198,12 @@ async def bench(args) -> dict:
         for o in (observer, capped, same):
             o.latencies.clear()
         quiet, busy, at_limit, repeats = [], [], [], []
-        for _ in range(0 if args.alone_only else args.rounds):
-            quiet.append(await one_round(proc, port, origin_port, args.seconds, None))
-            busy.append(await one_round(proc, port, origin_port, args.seconds, observer))
-            at_limit.append(await one_round(proc, port, origin_port, args.seconds, capped))
-            repeats.append(await one_round(proc, port, origin_port, args.seconds, same))
+        for i in range(0 if args.alone_only else args.rounds):
+            # the order alternates (forwards, then backwards): a host whose speed drifts during a round would
+            # otherwise favour the same kind every round (each observer leaves the switch on, so any order works)
+            kinds = ((quiet, None), (busy, observer), (at_limit, capped), (repeats, same))
+            for rounds, who in kinds[::1 if i % 2 == 0 else -1]:
+                rounds.append(await one_round(proc, port, origin_port, args.seconds, who))
         flip_latencies, limit_latencies, repeat_latencies = observer.latencies[:], capped.latencies[:], same.latencies[:]
         alone: tuple[list, list, list] = ([], [], [])
         for _ in range(args.rounds):

@@ -1,6 +1,6 @@
 """Throughput through the proxy: plain mitmdump (A) against mitmdump + consentwatch (B), side by side.
 
-Both proxies run at once; wrk loads one at a time, alternating A B A B for several rounds, and the table
+Both proxies run at once; wrk loads one at a time, alternating A B, B A, A B ... for several rounds, and the table
 shows the median requests/s and the ratio B/A. Cases: unmatched traffic, and matched LinkedIn settings
 pages of 120 KB and 1.5 MB, in reverse mode (keep_host_header, Host: www.linkedin.com) and regular mode.
 Afterwards the consentwatch data dir must hold the LinkedIn warning: proof the pages were inspected.
@@ -210,9 +210,11 @@ def main() -> int:
                 if key not in args.cases.split(","):
                     continue
                 a_runs, b_runs = [], []
-                for _ in range(args.rounds):
-                    a_runs.append(measured(plain, pa, origin_port, host, path, mode, args.seconds, conns))
-                    b_runs.append(measured(watched, pb, origin_port, host, path, mode, args.seconds, conns))
+                for i in range(args.rounds):
+                    # which proxy goes first alternates (A B, B A, ...): a host speeding up or slowing down during
+                    # a round would otherwise favour the same one every round
+                    for runs, proc, port in ((a_runs, plain, pa), (b_runs, watched, pb))[::1 if i % 2 == 0 else -1]:
+                        runs.append(measured(proc, port, origin_port, host, path, mode, args.seconds, conns))
                 a, b = statistics.median(r[0] for r in a_runs), statistics.median(r[0] for r in b_runs)
                 # each round's B/A, A and B measured back to back: less exposed to load from elsewhere
                 paired = statistics.median(y[0] / x[0] for x, y in zip(a_runs, b_runs))
