@@ -273,9 +273,9 @@ class PageEye:
             return error(413, f"the body is over {MAX_BODY} bytes")
         # Over the limit for all pages: refused before the body is parsed (up to 256 KiB of JSON on the proxy's
         # loop, ~0.5 ms when it is all escapes), so that a flood, from a looping extension or anything else
-        # holding the token, costs the proxy little more than the request. It is read all the same: aiohttp
-        # drains an unread body itself to keep the connection (its "lingering" read, chunk by chunk), which
-        # saved nothing measurable. The per-host limit needs the URL, in the body.
+        # holding the token, costs the proxy little more than the request. The body is still read: left unread,
+        # aiohttp drains it anyway to keep the connection (its "lingering" read), and skipping the read saved
+        # nothing measurable. The per-host limit needs the URL, which is in the body.
         wait = self.limit.overall_wait(self.clock())
         if wait:
             return _too_many(wait)
