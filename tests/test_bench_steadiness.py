@@ -3,22 +3,15 @@ machine, judged over the probes before and after the run together."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from script_support import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "run_all.py"
 
 
 def load_bench():
-    if "bench_run_all" in sys.modules:
-        return sys.modules["bench_run_all"]
-    sys.path.insert(0, str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("bench_run_all", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "bench_run_all")
 
 
 def test_a_probe_whose_runs_agree_is_steady():

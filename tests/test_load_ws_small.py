@@ -4,11 +4,10 @@ about 5 s; every client gets every warning. No timing assertions (CI machines va
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+from script_support import load_script
 
 pytestmark = pytest.mark.slow
 
@@ -16,14 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "load_ws.py"
 
 
 def load_bench():
-    """bench/ is not a package: load the script as a module (registered, as dataclasses need)."""
-    if "bench_load_ws" in sys.modules:
-        return sys.modules["bench_load_ws"]
-    spec = importlib.util.spec_from_file_location("bench_load_ws", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(BENCH, "bench_load_ws")
 
 
 def test_recording_has_one_new_warning_per_page(tmp_path):

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import importlib.util
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -27,17 +25,14 @@ from mitmproxy.io import FlowReader
 from consentwatch.detect import Detector
 from consentwatch.findings import TOGGLE_OFF, TOGGLE_ON, POLICY_UPDATE, Finding
 from consentwatch.rules import load_pack, shipped_pack
+from script_support import load_script
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 UTC = dt.timezone.utc
 
 
 def _load_make_fixtures():
-    spec = importlib.util.spec_from_file_location("make_fixtures", FIXTURES / "make_fixtures.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["make_fixtures"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(FIXTURES / "make_fixtures.py", "make_fixtures")
 
 
 mf = _load_make_fixtures()
