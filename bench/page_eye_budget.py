@@ -3,8 +3,8 @@
 One `mitmdump -s addon/consentwatch_addon.py` in reverse mode, with its API on. `wrk` loads the proxy with
 unmatched traffic (the common case) in alternating rounds (their order reversed every other round): without
 observations (A), and while a client posts 50 `POST /v1/observations` a second to the API (B), each a LinkedIn
-settings region whose switch flips every time, so every one of them is detected (in the worker process), stored (a journal line) and announced on the
-WebSocket: the worst case. (B15) The same flips at 15 a second, the most the API's own rate limit admits over
+settings region whose switch flips every time, so every one of them is detected (in the worker process), stored
+(a journal line) and announced on the WebSocket: the worst case. (B15) The same flips at 15 a second, the most the API's own rate limit admits over
 time: the worst a page (or a looping extension bug) can make the proxy do. And (C) repeats of one region: nothing
 changes, so after the first repeat the API answers them from memory (api/observations.py, `Repeat`). The API's
 rate limit is lifted for this (bench/observe_unlimited.py), so that B is what it says.
